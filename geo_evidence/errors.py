@@ -50,3 +50,11 @@ class ManifestError(GeoEvidenceError, ValueError):
 
 class SchedulerError(GeoEvidenceError, ConnectionError):
     """A dask scheduler address does not answer."""
+
+
+class ReviewError(GeoEvidenceError, ValueError):
+    """An analyst review entry or review.json is malformed or names an unknown scene."""
+
+
+class OutputExistsError(GeoEvidenceError, FileExistsError):
+    """An output folder exists and holds something geo_evidence did not write there."""
