@@ -293,7 +293,10 @@ def run_count(
     for aoi, source, refs in plans:
         adir = out_dir / aoi.id
         for ref in refs:
-            checksum = scene_checksum(ref)
+            try:
+                checksum = scene_checksum(ref)
+            except GeoEvidenceError:
+                checksum = None  # unreadable: the task reports it as this scene's error
             if checksum and checksum != ref.checksum:
                 ref = dataclasses.replace(ref, checksum=checksum)
             key = _cache_key(checksum, aoi, pdict, margin_m)

@@ -86,10 +86,10 @@ def write_manifest(path, *, aoi, source, scenes, outputs, parameters, started) -
 
 def _hash_href(href: str) -> str | None:
     """sha256 of a scene's bytes, or None when it cannot be reached."""
-    from geo_evidence.imagery import checksum_href
+    from geo_evidence.imagery import scene_checksum
 
     try:
-        return checksum_href(href)
+        return scene_checksum(str(href))  # a plain href is always re-hashed, never trusted
     except OSError:
         return None
 
