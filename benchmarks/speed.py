@@ -1,0 +1,226 @@
+"""Speed and memory of `geoev count`, measured in one run against the floor and a baseline.
+
+    python benchmarks/speed.py [--big 20000] [--repeat 3] [--skip-baseline]
+
+Figures (ratios are what matter; this machine is noisy):
+
+1. Sample tiles: per scene, the floor (reading the AOI window alone, `read_window`) against
+   a whole count of that scene (`count_scene`: read + core + record). Target ratio <= 1.5.
+2. A large tile (default 20,000 x 20,000 px RGB at 0.5 m, the 1 km Tumangang yard in its
+   middle): `geoev count` against the script an analyst would write (read the whole tile,
+   threshold, label, regionprops). Target: >= 20x faster.
+3. Peak RSS of `geoev count` on that tile in a fresh process. Target <= 500 MB.
+4. Cost follows track length, not tile area: count time for two AOI sizes (all tracks /
+   a third of them) on two tile sizes.
+
+Large tiles are generated once into benchmarks/.cache/ (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+
+
+def _best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def sample_tiles(repeat: int) -> dict:
+    from geo_evidence.aoi import load_aoi
+    from geo_evidence.imagery import default_scene_source, list_scenes, read_window
+    from geo_evidence.pipeline import count_scene
+
+    aoi = load_aoi("tumangang")
+    scenes = list_scenes(default_scene_source("tumangang"), aoi=aoi)
+    rows = []
+    for s in scenes:
+        floor = _best(lambda: read_window(s, aoi), repeat)
+        full = _best(lambda: count_scene(s, aoi), repeat)
+        rows.append({"scene": s.id, "gsd": s.properties.get("gsd"), "floor_s": floor, "count_s": full, "ratio": full / floor})
+    ratios = [r["ratio"] for r in rows]
+    return {
+        "scenes": rows,
+        "median_ratio": statistics.median(ratios),
+        "max_ratio": max(ratios),
+        "total_floor_s": sum(r["floor_s"] for r in rows),
+        "total_count_s": sum(r["count_s"] for r in rows),
+    }
+
+
+def make_big_tile(size: int) -> Path:
+    """A size x size RGB GeoTIFF at 0.5 m with a simulated Tumangang yard in the middle."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+    from scipy import ndimage
+
+    from geo_evidence.aoi import load_aoi
+    from geo_evidence.simulate import simulate_scene
+
+    path = CACHE / f"big_{size}.tif"
+    if path.is_file():
+        return path
+    CACHE.mkdir(exist_ok=True)
+    aoi = load_aoi("tumangang")
+    import datetime as dt
+
+    scene = simulate_scene(aoi, when=dt.datetime(2023, 10, 5, 2, 0, tzinfo=dt.timezone.utc), gsd_m=0.5, n_cars=73, seed=5)
+    yard = scene.image if scene.image.ndim == 3 else np.repeat(scene.image[..., None], 3, axis=2)
+    t = tuple(scene.transform)[:6]
+    # Centre the tile on the yard image.
+    cx, cy = t[2] + t[0] * yard.shape[1] / 2, t[5] + t[4] * yard.shape[0] / 2
+    left, top = cx - size * 0.25, cy + size * 0.25
+    transform = from_origin(left, top, 0.5, 0.5)
+    col0 = int(round((t[2] - left) / 0.5))
+    row0 = int(round((top - t[5]) / 0.5))
+    rng = np.random.default_rng(0)
+    base = ndimage.zoom(rng.normal(0, 1, (size // 256 + 2, size // 256 + 2)), 256, order=1)[:size, :size]
+    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs=scene.crs,
+                   transform=transform, tiled=True, blockxsize=512, blockysize=512, compress="deflate",
+                   predictor=2, BIGTIFF="YES")
+    tmp = path.with_suffix(".tmp.tif")
+    strip = 512
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for r in range(0, size, strip):
+            h = min(strip, size - r)
+            ground = 110 + 18 * base[r:r + h] + rng.normal(0, 4, (h, size))
+            block = np.clip(np.stack([ground * 1.02, ground, ground * 0.9]), 0, 255).astype(np.uint8)
+            # paste the yard where it overlaps this strip
+            y0, y1 = max(r, row0), min(r + h, row0 + yard.shape[0])
+            if y0 < y1:
+                block[:, y0 - r:y1 - r, col0:col0 + yard.shape[1]] = np.moveaxis(yard[y0 - row0:y1 - row0], 2, 0)
+            dst.write(block, window=Window(0, r, size, h))
+        dst.update_tags(TIFFTAG_DATETIME="2023:10:05 02:00:00")
+    tmp.rename(path)
+    return path
+
+
+ANALYST_SCRIPT = r'''
+import sys, time, resource
+import numpy as np, rasterio
+from skimage import filters, measure, morphology
+t0 = time.perf_counter()
+with rasterio.open(sys.argv[1]) as src:
+    img = src.read()                      # the whole tile
+gray = img.mean(axis=0)
+t = filters.threshold_otsu(gray[::4, ::4])
+mask = morphology.remove_small_objects(gray > t, 40)
+labels = measure.label(mask)
+props = measure.regionprops_table(labels, properties=("area", "major_axis_length", "minor_axis_length"))
+ratio = props["major_axis_length"] / np.maximum(props["minor_axis_length"], 1)
+cars = int(((props["area"] > 100) & (props["area"] < 400) & (ratio > 2.5)).sum())
+print(cars, time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+'''
+
+
+def _run_timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall time and peak RSS (MB) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode not in (0,):
+        raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr[-2000:]}")
+    # ru_maxrss of children is the max over all children so far; run the small one first.
+    return wall, max(peak, before) / 1024, proc.stdout
+
+
+def big_tile(size: int, *, skip_baseline: bool) -> dict:
+    path = make_big_tile(size)
+    folder = Path(tempfile.mkdtemp(prefix="geoev-bench-"))
+    (folder / path.name).symlink_to(path)
+    out = folder / "out"
+    geoev = [sys.executable, "-m", "geo_evidence.cli", "count", "--aoi", "tumangang", "--scenes", str(folder),
+             "--out", str(out), "--no-progress", "--no-cache", "--format", "json"]
+    # geoev first (a child's ru_maxrss is a running max, so measure the small process first).
+    code = ("import resource,sys,time;from geo_evidence.cli import main;t=time.perf_counter();"
+            "sys.argv=['geoev']+sys.argv[1:];\ntry:\n main()\nexcept SystemExit:\n pass\n"
+            "print('RSS_MB',resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024,file=sys.stderr)")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *geoev[3:]], capture_output=True, text=True)
+    geoev_s = time.perf_counter() - t0
+    rss = float(proc.stderr.rsplit("RSS_MB", 1)[1].split()[0])
+    count = json.loads(proc.stdout)["records"][0]["count"]
+    result = {"tile_px": size, "tile_mb": path.stat().st_size / 2**20, "geoev_s": geoev_s, "geoev_peak_rss_mb": rss, "geoev_count": count}
+    if not skip_baseline:
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-c", ANALYST_SCRIPT, str(path)], capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        cars, inner, peak = p.stdout.split()
+        result.update(baseline_s=wall, baseline_peak_rss_mb=float(peak), baseline_count=int(cars), speedup=wall / geoev_s)
+    return result
+
+
+def scaling(sizes: list[int], repeat: int) -> list[dict]:
+    import json as _json
+
+    from geo_evidence.aoi import load_aoi
+    from geo_evidence.imagery import list_scenes
+    from geo_evidence.pipeline import count_scene
+
+    full = load_aoi("tumangang")
+    data = _json.loads(full.path.read_text())
+    tracks = [f for f in data["features"] if f["properties"]["kind"] == "track"]
+    small = dict(data, id="tumangang-third", features=[f for f in data["features"] if f["properties"]["kind"] != "track"] + tracks[:: 3])
+    small_aoi = load_aoi(small)
+    rows = []
+    for size in sizes:
+        path = make_big_tile(size)
+        folder = Path(tempfile.mkdtemp(prefix="geoev-scale-"))
+        (folder / path.name).symlink_to(path)
+        (scene,) = list_scenes(str(folder))
+        for aoi in (full, small_aoi):
+            secs = _best(lambda: count_scene(scene, aoi), repeat)
+            rows.append({"tile_px": size, "aoi": aoi.id, "track_km": aoi.track_length_m / 1000, "count_scene_s": secs})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--big", type=int, default=20000)
+    ap.add_argument("--small", type=int, default=10000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-baseline", action="store_true")
+    args = ap.parse_args()
+
+    report = {"sample_tiles": sample_tiles(args.repeat)}
+    st = report["sample_tiles"]
+    print(f"[1] sample tiles: count/floor median {st['median_ratio']:.2f}x, max {st['max_ratio']:.2f}x "
+          f"(floor total {st['total_floor_s']:.2f} s, count total {st['total_count_s']:.2f} s) target <= 1.5x", flush=True)
+    big = big_tile(args.big, skip_baseline=args.skip_baseline)
+    report["big_tile"] = big
+    print(f"[2] {args.big}x{args.big} tile ({big['tile_mb']:.0f} MB): geoev count {big['geoev_s']:.1f} s (count {big['geoev_count']})", flush=True)
+    if "speedup" in big:
+        print(f"    analyst script {big['baseline_s']:.1f} s, peak {big['baseline_peak_rss_mb']:.0f} MB: geoev is {big['speedup']:.1f}x faster (target >= 20x)")
+    print(f"[3] geoev peak RSS {big['geoev_peak_rss_mb']:.0f} MB (target <= 500 MB)", flush=True)
+    report["scaling"] = scaling([args.small, args.big], args.repeat)
+    print("[4] count_scene time by AOI size and tile size:")
+    for r in report["scaling"]:
+        print(f"    tile {r['tile_px']:>6} px  AOI {r['aoi']:<16} tracks {r['track_km']:.1f} km  {r['count_scene_s']:.3f} s")
+    out = HERE / "results" / "speed.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from geo_evidence.cli import main
+
+main()
