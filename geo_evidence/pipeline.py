@@ -245,6 +245,9 @@ def run_count(
     aois: AOI | Sequence[AOI],
     *,
     scenes: str | None = None,
+    collection: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
     out_dir: str | Path = DEFAULT_OUT,
     params: Any = None,
     margin_m: float = 30.0,
@@ -262,6 +265,8 @@ def run_count(
     scenes : str, optional
         Scene source (folder, STAC catalog path/URL, ``stac-api+URL``); default: the AOI's
         bundled sample tiles.
+    collection, start, end : str, optional
+        STAC API collection and date range (ISO dates) to search.
     out_dir : path
         Results go to ``out_dir/<aoi>/``.
     use_cache : bool
@@ -284,7 +289,7 @@ def run_count(
     plans = []
     for aoi in aois:
         source = _scene_source(aoi, scenes)
-        refs = list_scenes(source, aoi=aoi)
+        refs = list_scenes(source, aoi=aoi, collection=collection, start=start, end=end)
         if not refs:
             raise SceneSourceError(f"no scenes for AOI {aoi.id!r} in {source!r}; pass --scenes with a folder or STAC catalog that covers it.")
         plans.append((aoi, source, refs))

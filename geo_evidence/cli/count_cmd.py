@@ -15,6 +15,9 @@ from geo_evidence.cli._options import format_option
               help="Bundled AOI name, AOI GeoJSON path, or 'all'. Repeat for several AOIs.")
 @click.option("--scenes", default=None, metavar="PATH_OR_URL",
               help="Folder of GeoTIFFs, STAC catalog path/URL, or stac-api+URL. Default: the AOI's bundled sample tiles.")
+@click.option("--collection", default=None, help="STAC API collection to search.")
+@click.option("--start", default=None, metavar="DATE", help="Only scenes on or after this ISO date.")
+@click.option("--end", default=None, metavar="DATE", help="Only scenes on or before this ISO date.")
 @click.option("--out", "out_dir", default="geoev-out", show_default=True, type=click.Path(file_okay=False),
               help="Results folder (one sub-folder per AOI).")
 @format_option
@@ -26,7 +29,7 @@ from geo_evidence.cli._options import format_option
 @click.option("--margin", "margin_m", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Metres read around the AOI (covers track misregistration).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
-def count(aois, scenes, out_dir, fmt, no_cache, workers, scheduler, margin_m, progress) -> None:
+def count(aois, scenes, collection, start, end, out_dir, fmt, no_cache, workers, scheduler, margin_m, progress) -> None:
     """Count railcars per track in every scene of the AOI(s).
 
     Writes per-scene records, per-car detections (GeoJSON and GeoParquet), counts.json and a
@@ -51,7 +54,7 @@ def count(aois, scenes, out_dir, fmt, no_cache, workers, scheduler, margin_m, pr
 
     try:
         results = run_count(
-            resolved, scenes=scenes, out_dir=out_dir, use_cache=not no_cache, workers=workers,
+            resolved, scenes=scenes, collection=collection, start=start, end=end, out_dir=out_dir, use_cache=not no_cache, workers=workers,
             scheduler=scheduler, margin_m=margin_m, on_result=on_result, on_start=on_start,
         )
     finally:
