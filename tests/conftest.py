@@ -22,7 +22,11 @@ def make_geotiff(tmp_path):
     (``tiled=True``, ``compress="deflate"``, ``photometric="RGB"``, ...).
     """
     import rasterio
-    from rasterio.transform import from_origin
+    from affine import Affine
+
+    def from_origin(west, north, xres, yres):
+        # Not rasterio.transform.from_origin: it uses Affine `*`, which affine 3 deprecates.
+        return Affine(xres, 0.0, west, 0.0, -yres, north)
 
     def factory(name, data, *, crs="EPSG:32652", transform=None, nodata=None, tags=None, **profile):
         data = np.asarray(data)
@@ -72,3 +76,34 @@ def http_server():
     for server in started:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def utm_aoi():
+    """Factory building an AOI from UTM 52N (EPSG:32652) coordinates, near Tumangang.
+
+    ``utm_aoi(yard, tracks, excludes=(), aoi_id="synthetic")``: ``yard`` is a list of
+    (x, y) ring vertices, ``tracks`` a dict name -> list of (x, y), ``excludes`` a list of
+    rings. Coordinates go to lon/lat (as an AOI file has them) and through ``load_aoi``.
+    """
+    from pyproj import Transformer
+
+    from geo_evidence.aoi import load_aoi
+
+    to_ll = Transformer.from_crs(32652, 4326, always_xy=True)
+
+    def ll(coords):
+        return [list(to_ll.transform(x, y)) for x, y in coords]
+
+    def factory(yard, tracks, excludes=(), aoi_id="synthetic"):
+        ring = list(yard) + ([yard[0]] if tuple(yard[0]) != tuple(yard[-1]) else [])
+        feats = [{"type": "Feature", "properties": {"kind": "yard"}, "geometry": {"type": "Polygon", "coordinates": [ll(ring)]}}]
+        for name, line in tracks.items():
+            feats.append({"type": "Feature", "properties": {"kind": "track", "name": name},
+                          "geometry": {"type": "LineString", "coordinates": ll(line)}})
+        for ex in excludes:
+            ex = list(ex) + [ex[0]]
+            feats.append({"type": "Feature", "properties": {"kind": "exclude"}, "geometry": {"type": "Polygon", "coordinates": [ll(ex)]}})
+        return load_aoi({"type": "FeatureCollection", "id": aoi_id, "features": feats})
+
+    return factory
