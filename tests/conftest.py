@@ -17,8 +17,8 @@ def make_geotiff(tmp_path):
 
     ``make_geotiff(name, data, *, crs="EPSG:32652", transform=None, nodata=None,
     tags=None, **profile)``: ``data`` is (rows, cols) for panchromatic or
-    (bands, rows, cols); ``transform`` defaults to 0.5 m pixels at a Tumangang-area
-    UTM 52N origin; ``crs=None`` writes no CRS; other keywords go into the profile
+    (bands, rows, cols); ``transform`` defaults to 0.5 m pixels at the
+    UTM 52N origin (331000, 4699000); ``crs=None`` writes no CRS; other keywords go into the profile
     (``tiled=True``, ``compress="deflate"``, ``photometric="RGB"``, ...).
     """
     import rasterio
@@ -80,7 +80,7 @@ def http_server():
 
 @pytest.fixture
 def utm_aoi():
-    """Factory building an AOI from UTM 52N (EPSG:32652) coordinates, near Tumangang.
+    """Factory building an AOI from UTM 52N (EPSG:32652) coordinates.
 
     ``utm_aoi(yard, tracks, excludes=(), aoi_id="synthetic")``: ``yard`` is a list of
     (x, y) ring vertices, ``tracks`` a dict name -> list of (x, y), ``excludes`` a list of
@@ -105,5 +105,57 @@ def utm_aoi():
             ex = list(ex) + [ex[0]]
             feats.append({"type": "Feature", "properties": {"kind": "exclude"}, "geometry": {"type": "Polygon", "coordinates": [ll(ex)]}})
         return load_aoi({"type": "FeatureCollection", "id": aoi_id, "features": feats})
+
+    return factory
+
+
+@pytest.fixture
+def make_stac_catalog():
+    """Factory writing a static STAC catalog (pystac, relative hrefs) over GeoTIFFs.
+
+    ``make_stac_catalog(root, scenes)``: ``scenes`` is a list of dicts with ``id``,
+    ``path`` (a GeoTIFF, ideally under ``root``), ``datetime`` (aware, or None for a
+    range-less item, which then needs ``start_datetime``), optional ``bbox``,
+    ``properties``, ``cloud`` (a mask GeoTIFF path) and ``checksum`` (multihash string).
+    Layout: catalog -> collection ``scenes`` -> sub-catalog ``by-year`` -> items, so
+    readers must follow child links and resolve relative hrefs. Returns catalog.json.
+    """
+    import pystac
+
+    def factory(root, scenes):
+        root = Path(root)
+        cat = pystac.Catalog(id="test-catalog", description="test scenes")
+        extent = pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]]))
+        coll = pystac.Collection(id="scenes", description="test collection", extent=extent)
+        sub = pystac.Catalog(id="by-year", description="nested sub-catalog")
+        cat.add_child(coll)
+        coll.add_child(sub)
+        for s in scenes:
+            props = dict(s.get("properties") or {})
+            if s.get("datetime") is None:
+                props.setdefault("start_datetime", "2020-01-01T00:00:00Z")
+                props.setdefault("end_datetime", "2020-01-02T00:00:00Z")
+            bbox = s.get("bbox")
+            # STAC forbids a bbox without a geometry: give the footprint as a polygon too.
+            geometry = None if bbox is None else {"type": "Polygon", "coordinates": [[
+                [bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]], [bbox[0], bbox[3]], [bbox[0], bbox[1]]]]}
+            item = pystac.Item(
+                id=s["id"],
+                geometry=geometry,
+                bbox=bbox,
+                datetime=s.get("datetime"),
+                properties=props,
+            )
+            extra = {"file:checksum": s["checksum"]} if s.get("checksum") else {}
+            item.add_asset("image", pystac.Asset(href=str(Path(s["path"]).resolve()), media_type=pystac.MediaType.COG,
+                                                 roles=["data"], extra_fields=extra))
+            if s.get("cloud"):
+                item.add_asset("cloud_mask", pystac.Asset(href=str(Path(s["cloud"]).resolve()),
+                                                          media_type=pystac.MediaType.GEOTIFF, roles=["cloud"]))
+            sub.add_item(item)
+        cat.normalize_hrefs(str(root))
+        cat.make_all_asset_hrefs_relative()
+        cat.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+        return root / "catalog.json"
 
     return factory

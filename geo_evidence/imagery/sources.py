@@ -179,6 +179,11 @@ def list_scenes(
         elif path.is_file() and path.suffix.lower() in TIFF_SUFFIXES:
             scenes = [_scene_from_file(path)]
             what = f"file {text!r}"
+        elif not path.exists():
+            raise SceneSourceError(
+                f"scene source {text!r} does not exist; give a folder of GeoTIFFs, a STAC catalog.json "
+                "(path or http URL) or 'stac-api+URL' with a collection."
+            )
         else:
             raise SceneSourceError(
                 f"scene source {text!r} is neither a folder, a STAC catalog (.json) nor an http(s) URL; "
@@ -406,9 +411,9 @@ def _from_static_stac(href: str) -> list[SceneRef]:
         obj = pystac.read_file(href, stac_io=_stac_io())
     except FileNotFoundError:
         raise SceneSourceError(f"STAC catalog {href!r} does not exist; check the path.") from None
-    except (OSError, ValueError, KeyError, TypeError, pystac.STACError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, pystac.STACError, pystac.STACTypeError) as exc:
         # urllib's HTTPError/URLError are OSErrors; a malformed document is a ValueError or
-        # a STACError (STACTypeError is both).
+        # a STACError / STACTypeError.
         raise SceneSourceError(
             f"cannot read STAC catalog {href!r} ({type(exc).__name__}: {exc}); "
             "give a catalog.json, collection.json or item JSON that pystac can read."
@@ -522,5 +527,19 @@ def _scene_from_item(item, *, source: str) -> SceneRef:
         checksum=_checksum_from(asset),
         cloud_mask_href=cloud_href,
         properties=props,
-        bbox=tuple(item.bbox) if item.bbox else None,
+        bbox=_item_bbox(item),
     )
+
+
+def _item_bbox(item) -> tuple[float, float, float, float] | None:
+    if item.bbox and len(item.bbox) >= 4:
+        b = item.bbox
+        return (b[0], b[1], b[3], b[4]) if len(b) == 6 else tuple(b[:4])  # 3-D bbox: drop heights
+    if item.geometry:
+        import shapely.geometry
+
+        try:
+            return tuple(shapely.geometry.shape(item.geometry).bounds)
+        except (ValueError, TypeError, AttributeError):  # an unreadable footprint is unknown, not an error
+            return None
+    return None
