@@ -58,3 +58,7 @@ class ReviewError(GeoEvidenceError, ValueError):
 
 class OutputExistsError(GeoEvidenceError, FileExistsError):
     """An output folder exists and holds something geo_evidence did not write there."""
+
+
+class SeriesError(GeoEvidenceError, ValueError):
+    """Count records or arguments that cannot make a time series or a baseline."""
