@@ -194,6 +194,13 @@ def list_scenes(
     if bbox is not None:
         scenes = [s for s in scenes if _intersects(s, bbox)]
     if not scenes:
+        if n_all == 0 and what.startswith("STAC API"):
+            raise SceneSourceError(
+                f"{what} found no item matching"
+                + (f" the AOI {aoi.id!r}" if aoi is not None else "")
+                + (f" in {start!s} to {end!s}" if (t0 or t1) else "")
+                + "; check the collection id, widen the period, or choose another source."
+            )
         if n_all == 0:
             raise SceneSourceError(f"{what} holds no scenes; add GeoTIFF/COG scenes to it or choose another --scenes source.")
         raise SceneSourceError(
