@@ -220,3 +220,18 @@ def test_stac_api_search_by_collection_bbox_and_period(cog, utm_aoi, http_server
         list_scenes(f"stac-api+{server.url}", collection="nope", aoi=aoi)
     with pytest.raises(SceneSourceError, match="needs a collection"):
         list_scenes(f"stac-api+{server.url}")
+
+
+def test_loopback_reads_bypass_a_configured_proxy(cog, make_stac_catalog, utm_aoi, http_server, tmp_path, monkeypatch):
+    # A proxy on a closed port: any request that goes through it fails at once.
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    path, data = cog
+    make_stac_catalog(tmp_path / "www", [{"id": "big", "path": path, "datetime": dt.datetime(2023, 10, 5, tzinfo=UTC)}])
+    server = http_server(tmp_path / "www")
+    (scene,) = list_scenes(f"{server.url}/catalog.json")
+    win = read_window(scene, utm_aoi(YARD, TRACKS), margin_m=0.0)
+    assert win.image.shape == (80, 160, 3)
+    assert scene_checksum(scene) == hashlib.sha256(path.read_bytes()).hexdigest()

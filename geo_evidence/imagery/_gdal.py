@@ -72,9 +72,11 @@ def gdal_env(href: str | None = None, **overrides) -> rasterio.Env:
             # refused by GDAL under this setting.
             options["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"] = TIFF_EXTENSIONS
         if is_loopback(href):
-            # A proxy configured for the outside world must not see loopback requests.
-            options["GDAL_HTTP_PROXY"] = None
-            options["GDAL_HTTPS_PROXY"] = None
+            # A proxy configured for the outside world (http_proxy in the environment,
+            # which libcurl reads itself) must not see loopback requests: an empty proxy
+            # string tells libcurl to use none.
+            options["GDAL_HTTP_PROXY"] = ""
+            options["GDAL_HTTPS_PROXY"] = ""
             options["NO_PROXY"] = ",".join(LOOPBACK_HOSTS)
     options.update(overrides)
     return rasterio.Env(**{k: v for k, v in options.items() if v is not None})
