@@ -12,6 +12,7 @@ NaN counts, so that charts can mark them; they are never used for a baseline.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -23,6 +24,8 @@ import numpy as np
 
 from geo_evidence._io import atomic_write_with
 from geo_evidence.errors import SeriesError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CAR_TYPES",
@@ -136,7 +139,7 @@ def build_series(records: Iterable[dict], *, aoi: str | None = None):
     records : iterable of dict
         Per-scene count records (``docs/CONTRACTS.md``). Failed scenes (null counts) are
         kept with NaN counts and their ``status``; a record without a ``datetime`` cannot be
-        placed in time and raises.
+        placed in time: it is left out, logged, and named in ``attrs["undated_scenes"]``.
     aoi : str, optional
         AOI id; defaults to the records' ``aoi``. Records of another AOI raise.
 
@@ -144,7 +147,8 @@ def build_series(records: Iterable[dict], *, aoi: str | None = None):
     -------
     xarray.Dataset
         Dimensions ``time`` (sorted), ``track`` and ``car_type``. Variables: ``count``,
-        ``count_low``, ``count_high``, ``obscured_fraction`` (time); ``track_count``,
+        ``count_low``, ``count_high``, ``count_auto`` (the automatic count of a reviewed
+        scene), ``obscured_fraction`` (time); ``track_count``,
         ``track_count_low``, ``track_count_high``, ``track_obscured_fraction`` (time,
         track); ``by_type`` (time, car_type; NaN where a scene gave no by-type counts).
         Coordinates along ``time``: ``scene_id``, ``status``, ``method``, ``gsd_m``,
@@ -154,7 +158,8 @@ def build_series(records: Iterable[dict], *, aoi: str | None = None):
     Raises
     ------
     SeriesError
-        No records, a missing or malformed datetime, or records of several AOIs.
+        No records, no record with a datetime, a malformed datetime, or records of
+        several AOIs.
     """
     import xarray as xr
 
@@ -169,12 +174,22 @@ def build_series(records: Iterable[dict], *, aoi: str | None = None):
     elif aois - {aoi}:
         raise SeriesError(f"count records of AOI {sorted(aois - {aoi})} cannot go into the series of AOI {aoi!r}; pass only {aoi!r} records.")
 
-    rows = []
+    rows, undated = [], []
     for i, rec in enumerate(records):
         label = f"count record {i} (scene {rec.get('scene_id')!r})"
         if rec.get("datetime") is None:
-            raise SeriesError(f"{label} has no datetime; every scene needs its acquisition time.")
+            # A scene whose date could not be found cannot sit on a time axis; one such
+            # scene must not sink the whole series, so it is set aside and named.
+            undated.append(str(rec.get("scene_id") or f"scene-{i}"))
+            continue
         rows.append((_to_utc_naive(rec["datetime"], label=label), str(rec.get("scene_id") or f"scene-{i}"), rec))
+    if undated:
+        log.warning("%d scene(s) without a datetime left out of the series: %s", len(undated), ", ".join(undated))
+    if not rows:
+        raise SeriesError(
+            f"none of the {len(records)} count record(s) has a datetime (scenes {', '.join(undated[:5])}); "
+            "give the scenes a STAC datetime, a TIFFTAG_DATETIME or an ISO date in the file name."
+        )
     rows.sort(key=lambda r: (r[0], r[1]))
 
     tracks: list[str] = []
@@ -189,7 +204,7 @@ def build_series(records: Iterable[dict], *, aoi: str | None = None):
     types = [t for t in CAR_TYPES if t in types] + sorted(t for t in types if t not in CAR_TYPES)
 
     n, nt, nc = len(rows), len(tracks), len(types)
-    count, low, high, obsc = (np.full(n, np.nan) for _ in range(4))
+    count, low, high, obsc, auto = (np.full(n, np.nan) for _ in range(5))
     t_count, t_low, t_high, t_obsc = (np.full((n, nt), np.nan) for _ in range(4))
     by_type = np.full((n, nc), np.nan)
     gsd = np.full(n, np.nan)
@@ -205,6 +220,7 @@ def build_series(records: Iterable[dict], *, aoi: str | None = None):
         simulated[i] = bool(rec.get("simulated", False))
         reviewed[i] = bool(rec.get("reviewed", False))
         obsc[i] = _num(rec.get("obscured_fraction"))
+        auto[i] = _num(rec.get("count_auto"))
         if rec.get("count") is not None:
             count[i] = float(rec["count"])
             # A record without an interval is taken at its word: low = high = count.
@@ -231,6 +247,7 @@ def build_series(records: Iterable[dict], *, aoi: str | None = None):
             "count": ("time", count, {"long_name": "railcars in the AOI", "units": "1"}),
             "count_low": ("time", low, {"long_name": "lower bound of the railcar count", "units": "1"}),
             "count_high": ("time", high, {"long_name": "upper bound of the railcar count", "units": "1"}),
+            "count_auto": ("time", auto, {"long_name": "automatic count before analyst review (NaN: not reviewed)"}),
             "obscured_fraction": ("time", obsc, {"long_name": "fraction of the AOI hidden (cloud, nodata)"}),
             "track_count": (("time", "track"), t_count, {"long_name": "railcars per track"}),
             "track_count_low": (("time", "track"), t_low, {"long_name": "lower bound per track"}),
@@ -254,6 +271,7 @@ def build_series(records: Iterable[dict], *, aoi: str | None = None):
             "aoi": str(aoi or ""),
             "simulated": bool(simulated.any()),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "undated_scenes": ", ".join(undated),
             "title": f"railcar counts at {aoi}" + (" (SIMULATED scenes)" if simulated.any() else ""),
         },
     )

@@ -84,8 +84,27 @@ def test_records_of_two_aois_or_without_time_refused(records):
         build_series(records)
     bad = rec("nodate", "2023-01-01", 3)
     bad["datetime"] = None
-    with pytest.raises(SeriesError, match="'nodate'.*no datetime"):
+    with pytest.raises(SeriesError, match="none of the 1 count record.*nodate"):
         build_series([bad])
+    garbled = rec("garbled", "2023-01-01", 3)
+    garbled["datetime"] = "5 Oct 2023"
+    with pytest.raises(SeriesError, match="'garbled'.*not ISO 8601"):
+        build_series([garbled])
+
+
+def test_undated_scene_is_set_aside_not_fatal(records):
+    undated = rec("nodate", "2023-01-01", None, status="error")
+    undated["datetime"] = None
+    ds = build_series(records + [undated])
+    assert ds.sizes["time"] == 3 and "nodate" not in list(ds["scene_id"].values)
+    assert ds.attrs["undated_scenes"] == "nodate"
+
+
+def test_reviewed_scene_keeps_its_automatic_count(records):
+    records[0].update(count=75, count_low=75, count_high=75, reviewed=True, count_auto=73)
+    ds = build_series(records)
+    np.testing.assert_array_equal(ds["count_auto"].values, [np.nan, np.nan, 73])
+    assert list(ds["reviewed"].values) == [False, False, True] and ds["count"].values[2] == 75
     with pytest.raises(GeoEvidenceError, match="no count records"):
         build_series([])
 
