@@ -198,3 +198,33 @@ def test_cli_scenes_list_json_and_errors(make_geotiff, tmp_path):
     make_geotiff("far/x_2023-10-05.tif", tile(3))
     res = CliRunner().invoke(main, ["scenes", "list", "--aoi", "tumangang", "--scenes", str(tmp_path / "far")])
     assert res.exit_code == 1 and "none of the 1 scenes" in res.output and "tumangang" in res.output
+
+
+def test_folder_cloud_mask_beside_its_scene(make_geotiff, tmp_path):
+    make_geotiff("f/s_2023-10-05.tif", tile(1), tags={"SIMULATED": "yes"})
+    mask = make_geotiff("f/s_2023-10-05.cloud.tif", np.ones((40, 40), np.uint8))
+    make_geotiff("f/t_2023-10-06.tif", tile(2))
+    scenes = list_scenes(tmp_path / "f")
+    assert [s.id for s in scenes] == ["s_2023-10-05", "t_2023-10-06"]  # the mask is not a scene
+    assert scenes[0].cloud_mask_href == str(mask.resolve()) and scenes[1].cloud_mask_href is None
+    assert scenes[0].simulated is True and scenes[1].simulated is None
+
+
+def test_scene_info_reads_the_header(make_geotiff):
+    from geo_evidence.imagery import scene_info
+
+    info = scene_info(str(make_geotiff("i.tif", np.zeros((30, 50), np.uint16), nodata=0)))
+    assert info == {"crs": "EPSG:32652", "gsd_m": 0.5, "width": 50, "height": 30, "bands": 1, "dtype": "uint16", "nodata": 0.0}
+
+
+def test_cli_scenes_list_catalog_marks_simulated_and_reads_crs(make_geotiff, make_stac_catalog, tmp_path):
+    t = Affine(2.0, 0.0, 631600.0, 0.0, -2.0, 4698000.0)
+    path = make_geotiff("cat/data/sim.tif", tile(1), transform=t, crs="EPSG:32652")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    make_stac_catalog(tmp_path / "cat", [{"id": "sim", "path": path, "datetime": dt.datetime(2023, 10, 5, 2, 10, tzinfo=UTC),
+                                          "checksum": "1220" + digest, "properties": {"simulated": True}}])
+    res = CliRunner().invoke(main, ["scenes", "list", "--aoi", "tumangang", "--scenes", str(tmp_path / "cat" / "catalog.json")])
+    assert res.exit_code == 0, res.output
+    row = next(ln for ln in res.output.splitlines() if ln.startswith("sim "))
+    # No gsd / proj in the item: both come from the GeoTIFF header.
+    assert row.split() == ["sim", "2023-10-05T02:10:00+00:00", "stac", "2", "EPSG:32652", digest[:12], "SIMULATED"]

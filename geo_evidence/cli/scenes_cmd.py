@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import click
 
 from geo_evidence.cli._options import aoi_option, format_option
+
+log = logging.getLogger(__name__)
 
 
 @click.group()
@@ -33,7 +36,8 @@ def list_(aoi: str, source: str | None, collection: str | None, start: str | Non
           checksum: bool, fmt: str) -> None:
     """Scenes of SOURCE over the AOI, by acquisition datetime, with GSD, CRS and checksum."""
     from geo_evidence.aoi import load_aoi
-    from geo_evidence.imagery import default_scene_source, list_scenes, scene_checksum
+    from geo_evidence.errors import GeoEvidenceError
+    from geo_evidence.imagery import default_scene_source, list_scenes, scene_info
 
     area = load_aoi(aoi)
     src = source or default_scene_source(area.id)
@@ -43,13 +47,23 @@ def list_(aoi: str, source: str | None, collection: str | None, start: str | Non
         crs = s.properties.get("proj:code") or (
             f"EPSG:{s.properties['proj:epsg']}" if s.properties.get("proj:epsg") else None
         )
+        gsd = s.properties.get("gsd")
+        if crs is None or gsd is None:
+            # The catalog does not say: ask the file's header (a few KB, even remotely).
+            try:
+                info = scene_info(s)
+                crs = crs or info["crs"] or "NO CRS"
+                gsd = gsd if gsd is not None else info["gsd_m"]
+            except GeoEvidenceError as exc:
+                crs = crs or "UNREADABLE"
+                log.warning("scene %s: %s", s.id, exc)
         rows.append({
             "id": s.id,
             "datetime": s.datetime.isoformat() if s.datetime else None,
             "datetime_source": s.datetime_source,
-            "gsd_m": s.properties.get("gsd"),
+            "gsd_m": gsd,
             "crs": crs,
-            "checksum": scene_checksum(s) if checksum else s.checksum,
+            "checksum": _checksum(s) if checksum else s.checksum,
             "simulated": s.simulated,
             "href": s.href,
         })
@@ -73,3 +87,14 @@ def list_(aoi: str, source: str | None, collection: str | None, start: str | Non
         click.echo("  ".join(f"{str(v):<{w}}" for v, w in zip(row, widths)).rstrip())
     undated = sum(1 for r in rows if r["datetime"] is None)
     click.echo(f"{len(rows)} scene(s) from {src}" + (f"; {undated} without an acquisition datetime" if undated else ""), err=True)
+
+
+def _checksum(scene) -> str | None:
+    from geo_evidence.errors import GeoEvidenceError
+    from geo_evidence.imagery import scene_checksum
+
+    try:
+        return scene_checksum(scene)
+    except GeoEvidenceError as exc:  # one unreadable scene must not hide the others
+        log.warning("scene %s: %s", scene.id, exc)
+        return None

@@ -4,7 +4,8 @@
   search as :class:`SceneRef` records sorted by acquisition datetime.
 - :func:`read_window` reads only the AOI window of a scene into a :class:`SceneWindow`
   (channel-last image, valid and cloud masks, metric transform, tracks in that CRS).
-- :func:`scene_checksum` gives the sha256 of a scene's image.
+- :func:`scene_checksum` gives the sha256 of a scene's image; :func:`scene_info` what
+  its header says (CRS, GSD, size) without reading pixels.
 - :func:`default_scene_source` names the bundled simulated scenes of a bundled AOI.
 """
 
@@ -13,6 +14,7 @@ from geo_evidence.imagery.read import (
     DEFAULT_MAX_PIXELS,
     SceneWindow,
     read_window,
+    scene_info,
 )
 from geo_evidence.imagery.sources import (
     SceneRef,
@@ -30,4 +32,5 @@ __all__ = [
     "list_scenes",
     "read_window",
     "scene_checksum",
+    "scene_info",
 ]

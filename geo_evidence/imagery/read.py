@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from geo_evidence.aoi import AOI
 
-__all__ = ["DEFAULT_MAX_DATASET_PIXELS", "DEFAULT_MAX_PIXELS", "SceneWindow", "open_scene", "read_window"]
+__all__ = ["DEFAULT_MAX_DATASET_PIXELS", "DEFAULT_MAX_PIXELS", "SceneWindow", "open_scene", "read_window", "scene_info"]
 
 #: Most values (rows x cols x bands) one window may hold: what is actually read into
 #: memory (1.5 GiB at 16 bits). An AOI of 6 km x 6 km at 0.3 m in RGB stays well inside it.
@@ -78,6 +78,35 @@ class SceneWindow:
 
 def _href(scene: SceneRef | str) -> str:
     return scene.href if isinstance(scene, SceneRef) else str(scene)
+
+
+def scene_info(scene: SceneRef | str, *, max_dataset_pixels: int = DEFAULT_MAX_DATASET_PIXELS) -> dict[str, Any]:
+    """What a scene's header says, without reading pixels.
+
+    Returns
+    -------
+    dict
+        ``crs`` (authority string or WKT, None without a CRS), ``gsd_m`` (None unless the
+        CRS is projected in metres), ``width``, ``height``, ``bands``, ``dtype``,
+        ``nodata``.
+
+    Raises
+    ------
+    SceneReadError
+        As :func:`open_scene`.
+    """
+    href = _href(scene)
+    with gdal_env(href), open_scene(href, max_dataset_pixels=max_dataset_pixels) as src:
+        crs = src.crs
+        gsd = None
+        if crs is not None and _is_metric_north_up(src):
+            gsd = float((abs(src.transform.a) + abs(src.transform.e)) / 2.0)
+        text = None
+        if crs is not None:
+            epsg = crs.to_epsg()
+            text = f"EPSG:{epsg}" if epsg else crs.to_wkt()
+        return {"crs": text, "gsd_m": gsd, "width": src.width, "height": src.height, "bands": len(_data_bands(src)),
+                "dtype": src.dtypes[0], "nodata": src.nodata}
 
 
 def read_window(

@@ -134,7 +134,7 @@ def list_scenes(
     Parameters
     ----------
     source : str or Path
-        A folder of GeoTIFFs; a static STAC ``catalog.json`` / ``collection.json`` (or a
+        A folder of GeoTIFFs (``<stem>.cloud.tif`` beside ``<stem>.tif`` is its cloud mask); a static STAC ``catalog.json`` / ``collection.json`` (or a
         single item or an ItemCollection) as a path or http(s) URL; or a STAC API URL,
         either prefixed ``stac-api+`` or passed together with ``collection``.
     aoi : AOI, optional
@@ -177,7 +177,8 @@ def list_scenes(
             scenes = _from_static_stac(str(path.resolve()))
             what = f"STAC catalog {text!r}"
         elif path.is_file() and path.suffix.lower() in TIFF_SUFFIXES:
-            scenes = [_scene_from_file(path)]
+            mask = path.with_name(path.stem + ".cloud.tif")
+            scenes = [_scene_from_file(path, cloud=mask if mask.is_file() else None)]
             what = f"file {text!r}"
         elif not path.exists():
             raise SceneSourceError(
@@ -365,12 +366,23 @@ def _intersects(scene: SceneRef, bbox) -> bool:
 # Folder source
 
 
+#: A file ``<stem>.cloud.tif`` beside ``<stem>.tif`` is that scene's cloud mask, not a scene.
+CLOUD_MASK_SUFFIXES = (".cloud.tif", ".cloud.tiff")
+
+
 def _from_folder(folder: Path) -> list[SceneRef]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES)
-    return [_scene_from_file(p) for p in files]
+    masks = {p.name.lower(): p for p in files if p.name.lower().endswith(CLOUD_MASK_SUFFIXES)}
+    out = []
+    for p in files:
+        if p.name.lower() in masks:
+            continue
+        cloud = next((masks[f"{p.stem}{suf}".lower()] for suf in CLOUD_MASK_SUFFIXES if f"{p.stem}{suf}".lower() in masks), None)
+        out.append(_scene_from_file(p, cloud=cloud))
+    return out
 
 
-def _scene_from_file(path: Path) -> SceneRef:
+def _scene_from_file(path: Path, *, cloud: Path | None = None) -> SceneRef:
     href = str(path.resolve())
     tags = _read_tags(href)
     when, source = _resolve_datetime(None, href, tags=tags)
@@ -390,7 +402,8 @@ def _scene_from_file(path: Path) -> SceneRef:
     simulated = tags.get("simulated", tags.get("SIMULATED"))
     if simulated is not None:
         props["simulated"] = str(simulated).strip().lower() in ("1", "true", "yes")
-    return SceneRef(id=path.stem, href=href, datetime=when, datetime_source=source, properties=props, bbox=bbox)
+    return SceneRef(id=path.stem, href=href, datetime=when, datetime_source=source, properties=props, bbox=bbox,
+                    cloud_mask_href=str(cloud.resolve()) if cloud is not None else None)
 
 
 # --------------------------------------------------------------------------------------
