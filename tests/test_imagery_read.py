@@ -261,3 +261,12 @@ def test_scene_in_another_utm_zone_is_read_natively(make_geotiff, utm_aoi):
     # The track's middle lies near the tile centre (x53, y53), in zone-53 coordinates.
     mid = win.tracks[0].mean(axis=0)
     assert np.hypot(mid[0] - x53, mid[1] - (y53 + 0.25)) < 0.05
+
+
+@pytest.mark.parametrize("margin", [-1.0, float("nan"), float("inf")])
+def test_bad_margin_is_refused(make_geotiff, utm_aoi, margin):
+    from geo_evidence.errors import AOIError
+
+    path = make_geotiff("m.tif", rgb_noise(14))
+    with pytest.raises(AOIError, match="margin_m"):
+        read_window(SceneRef(id="m", href=str(path)), utm_aoi(YARD, TRACKS), margin_m=margin)

@@ -228,3 +228,18 @@ def test_cli_scenes_list_catalog_marks_simulated_and_reads_crs(make_geotiff, mak
     row = next(ln for ln in res.output.splitlines() if ln.startswith("sim "))
     # No gsd / proj in the item: both come from the GeoTIFF header.
     assert row.split() == ["sim", "2023-10-05T02:10:00+00:00", "stac", "2", "EPSG:32652", digest[:12], "SIMULATED"]
+
+
+def test_unreadable_file_is_listed_and_fails_only_when_read(make_geotiff, utm_aoi, tmp_path):
+    from geo_evidence.errors import SceneReadError
+
+    make_geotiff("f/good_2023-10-05.tif", np.zeros((3, 400, 400), np.uint8) + 9)
+    (tmp_path / "f" / "broken_2023-10-06.tif").write_bytes(b"II*\x00garbage")
+    scenes = list_scenes(tmp_path / "f")
+    assert [(s.id, s.datetime_source) for s in scenes] == [("good_2023-10-05", "filename"),
+                                                            ("broken_2023-10-06", "filename")]
+    aoi = utm_aoi([(331060, 4698880), (331140, 4698880), (331140, 4698920), (331060, 4698920)],
+                  {"T1": [(331070, 4698900), (331130, 4698900)]})
+    assert read_window(scenes[0], aoi).valid.all()
+    with pytest.raises(SceneReadError, match="broken_2023-10-06.tif"):
+        read_window(scenes[1], aoi)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geo_evidence.errors import CRSError, NoCoverageError, SceneReadError
+from geo_evidence.errors import AOIError, CRSError, NoCoverageError, SceneReadError
 from geo_evidence.imagery._gdal import DEFAULT_MAX_DATASET_PIXELS, gdal_env, open_scene
 from geo_evidence.imagery.sources import SceneRef
 
@@ -27,8 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["DEFAULT_MAX_DATASET_PIXELS", "DEFAULT_MAX_PIXELS", "SceneWindow", "open_scene", "read_window", "scene_info"]
 
 #: Most values (rows x cols x bands) one window may hold: what is actually read into
-#: memory (1.5 GiB at 16 bits). An AOI of 6 km x 6 km at 0.3 m in RGB stays well inside it.
-DEFAULT_MAX_PIXELS = 768 * 1024**2
+#: memory (256 MiB at 8 bits, 512 MiB at 16). An RGB window of 9,400 x 9,400 pixels (a
+#: 4.7 km square AOI at 0.5 m) fits; the bundled yards need a few million values.
+DEFAULT_MAX_PIXELS = 256 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,9 @@ def read_window(
     """
     from rasterio.errors import RasterioError
 
-    if margin_m < 0 or not math.isfinite(margin_m):
-        raise ValueError(f"`margin_m` must be a finite number >= 0, got {margin_m!r}")
+    if not (isinstance(margin_m, (int, float)) and math.isfinite(margin_m) and margin_m >= 0):
+        # The margin belongs to the AOI window, hence an AOIError (a ValueError).
+        raise AOIError(f"`margin_m` must be a finite number of metres >= 0, got {margin_m!r}")
     if not isinstance(scene, SceneRef):
         scene = SceneRef(id=str(scene).rsplit("/", 1)[-1].rsplit(".", 1)[0], href=str(scene))
     href = scene.href
