@@ -97,6 +97,11 @@ def test_english_passage():
     assert (containers["qualifier"], containers["value"], containers["span"]["text"]) == ("more than", 1000.0, "more than 1,000 containers")
 
 
+def test_bare_number_with_another_unit_is_not_a_railcar_count():
+    text = "Plus de 70 wagons sont arrivés en plus de 5 jours, soit plus de 40 % du trafic."
+    assert [c["span"]["text"] for c in extract_claims(text)] == ["Plus de 70 wagons"]
+
+
 def test_comparison_without_number():
     text = "Les images ont montré un nombre sans précédent de wagons à Tumangang."
     (c,) = extract_claims(text)
@@ -145,6 +150,9 @@ def test_the_five_articles():
     (seventy,) = [c for c in found["004"] if c["span"]["text"] == "plus de 70 wagons"]
     assert seventy["assessable_hint"] is True and "2023-10-05" in [d["iso"] for d in seventy["dates"]]
     assert seventy["period"]["years"] == 5
+    # "le 5 octobre" (no year) two sentences earlier borrows 2023 from "5 octobre 2023".
+    (unprecedented,) = [c for c in found["004"] if c["span"]["text"] == "sans précédent de wagons"]
+    assert [(d["iso"], d["year_inferred"]) for d in unprecedented["dates"]] == [("2023-10-05", True)]
     # 003: "millions" of shells; 000-002 hold no counted railcars, containers or shells.
     assert spans["003"] == ["des millions d'obus"]
     assert spans["000"] == spans["001"] == spans["002"] == []

@@ -166,7 +166,10 @@ _CLAIM_RE = re.compile(
 )
 # A qualified number with no unit after it ("where only 20 had been visible"): the unit is
 # taken from another candidate of the same sentence.
-_BARE_RE = re.compile(rf"(?<![\w-])(?P<qual>{_QUAL_RE})(?P<num>{_DIGITS})(?![\w%])", re.IGNORECASE)
+_OTHER_UNITS = r"(?:%|pour\s*cent|percent|ans|années|jours|days|years|months|mois|semaines|weeks|heures|hours|km|kilomètres|miles|mètres|metres|meters|tonnes|tons)"
+_BARE_RE = re.compile(
+    rf"(?<![\w-])(?P<qual>{_QUAL_RE})(?P<num>{_DIGITS})(?![\w%])(?!\s*{_OTHER_UNITS}(?![\w]))", re.IGNORECASE
+)
 
 # --------------------------------------------------------------------------- dates, places
 
@@ -289,6 +292,18 @@ def _period(text: str, start: int, end: int) -> dict | None:
     return None
 
 
+def _infer_year(found: dict, full_dates: list[dict]) -> dict:
+    """"5 octobre" takes its year from the nearest full date of the same month in the text,
+    flagged ``year_inferred`` (articles give the year once, then drop it)."""
+    out = dict(found, year_inferred=False)
+    if found["year"] is None and found["day"] is not None:
+        same = [d for d in full_dates if d["month"] == found["month"]]
+        if same:
+            near = min(same, key=lambda d: abs(d["start"] - found["start"]))
+            out.update(year=near["year"], iso=f"{near['year']:04d}-{found['month']:02d}-{found['day']:02d}", year_inferred=True)
+    return out
+
+
 def _language(sentence: str) -> str:
     fr, en = len(_FR_HINTS.findall(sentence)), len(_EN_HINTS.findall(sentence))
     return "fr" if fr >= en else "en"
@@ -316,13 +331,16 @@ def extract_claims(text: str, *, context_sentences: int = 2) -> list[dict]:
         ``"plus de"``) and ``comparator`` (``gt``, ``ge``, ``approx``, ``le``, ``lt`` or
         None), ``number`` (the text), ``value`` (float), ``approximate`` (a collective such
         as "un millier"), ``unit``, ``metric`` (``railcars``, ``containers``, ``shells``,
-        ``rockets``), ``car_type``, ``unit_inferred``, ``dates``, ``places``,
+        ``rockets``), ``car_type``, ``unit_inferred``, ``dates`` (each with
+        ``in_sentence`` and ``year_inferred``: "5 octobre" borrows the year of the nearest
+        full date of that month in the text), ``places``,
         ``period`` (e.g. five years), ``comparison`` (e.g. "sans précédent"),
         ``language``, and ``assessable_hint`` (railcars at a known place: an image may test it).
     """
     if not isinstance(text, str):
         raise ClaimError(f"extract_claims needs text (str), got {type(text).__name__}; decode the file first.")
     sentences = _sentences(text)
+    full_dates = [d for d in find_dates(text) if d["iso"]]
     out: list[dict] = []
     for si, (s0, s1) in enumerate(sentences):
         found = []
@@ -402,6 +420,7 @@ def extract_claims(text: str, *, context_sentences: int = 2) -> list[dict]:
         if not dates:
             for pj in range(max(0, si - context_sentences), si):
                 dates += [dict(d, in_sentence=False) for d in find_dates(text, start=sentences[pj][0], end=sentences[pj][1])]
+        dates = [_infer_year(d, full_dates) for d in dates]
         places = find_places(text, start=s0, end=s1)
         period = _period(text, s0, s1)
         lang = _language(text[s0:s1])

@@ -134,7 +134,10 @@ def extract(text_file, fmt) -> None:
         return
     for c in found:
         value = "-" if c["value"] is None else _fmt(c["value"])
-        dates = ", ".join(d["iso"] or d["text"] for d in c["dates"]) or "-"
+        # "~" marks a date from a neighbouring sentence or with a borrowed year.
+        dates = ", ".join(dict.fromkeys(
+            ("" if d["in_sentence"] and not d.get("year_inferred") else "~") + (d["iso"] or d["text"]) for d in c["dates"]
+        )) or "-"
         places = ", ".join(p["name"] for p in c["places"]) or "-"
         click.echo(
             f"[{c['span']['start']}:{c['span']['end']}] {c['span']['text']!r}  "
