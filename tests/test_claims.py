@@ -136,6 +136,28 @@ def test_unprecedented_comparison_against_five_year_maximum():
     assert evaluate_claim(c, [PEAK])["verdict"] == "inconclusive"  # nothing to compare with
 
 
+def test_far_greater_is_a_ratio_to_the_baseline():
+    # 71–75 against a five-year maximum of 19 (18–20 from the scenes' intervals): ratio 3.55–4.17.
+    far = dict(kind="comparison", baseline={"years": 5, "statistic": "max"}, comparator="ge")
+    assert evaluate_claim(claim(value=2, **far), PRE_SUMMIT + [PEAK])["verdict"] == "supported"
+    assert evaluate_claim(claim(value=4, **far), PRE_SUMMIT + [PEAK])["verdict"] == "inconclusive"
+    assert evaluate_claim(claim(value=5, **far), PRE_SUMMIT + [PEAK])["verdict"] == "contradicted"
+
+
+def test_period_with_explicit_start_and_end():
+    c = claim(kind="period_statistic", period={"start": "2020-01-01", "end": "2021-12-31"}, statistic="median",
+              comparator="approx", value=18.5)
+    v = evaluate_claim(c, PRE_SUMMIT + [PEAK])
+    # Median of the two scenes inside (18 and 19): 18.5, interval 17.5–19.5, inside 16.65–20.35.
+    assert v["verdict"] == "supported" and v["baseline"]["n_scenes"] == 2
+    assert sorted(s["scene_id"] for s in v["scenes"]) == ["y2020", "y2021"]
+    empty = claim(kind="period_statistic", period={"start": "2010-01-01", "end": "2011-12-31"}, statistic="max",
+                  comparator="le", value=20)
+    assert evaluate_claim(empty, PRE_SUMMIT)["verdict"] == "inconclusive"
+    with pytest.raises(ClaimError, match="field 'period'.*ends"):
+        claim(kind="period_statistic", period={"start": "2021-01-01", "end": "2020-01-01"}, statistic="max")
+
+
 def test_approximately_uses_a_band():
     assert evaluate_claim(claim(comparator="approx", value=73), [PEAK])["verdict"] == "supported"
     assert evaluate_claim(claim(comparator="approx", value=40), [PEAK])["verdict"] == "contradicted"

@@ -310,7 +310,22 @@ def _evaluate_period(claim, ds, rows, out, *, today, what):
 
 
 def evaluate_claims(claims: Iterable[dict], records: Iterable[dict] | Any, *, today: date | str | None = None) -> list[dict]:
-    """Verdicts for several claims of one AOI (the series is built once)."""
+    """Verdicts for several claims of one AOI (the series is built once).
+
+    Parameters
+    ----------
+    claims : iterable of dict
+        Validated claim records of one AOI (:func:`geo_evidence.claims.load_claims`).
+    records : list of dict or xarray.Dataset
+        Per-scene count records of that AOI, or its series.
+    today : date or str, optional
+        See :func:`evaluate_claim`.
+
+    Returns
+    -------
+    list of dict
+        One verdict record per claim, in the claims' order.
+    """
     claims = list(claims)
     records = records if hasattr(records, "data_vars") else list(records)
     ds = None
