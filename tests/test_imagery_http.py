@@ -106,7 +106,9 @@ def _parse_dt(text):
 
 class MiniStacApi:
     """Landing page, /conformance, /collections, /collections/<id> and /search (GET and
-    POST) filtered by collections, bbox and datetime, as a STAC API serves them."""
+    POST) filtered by collections, bbox and datetime, paged, as a STAC API serves them."""
+
+    PAGE = 2
 
     def __init__(self, items):
         self.items = items
@@ -146,7 +148,17 @@ class MiniStacApi:
                 if "collections" in q:
                     q["collections"] = q["collections"].split(",")
             self.searches.append(q)
-            return 200, {"type": "FeatureCollection", "features": self._filter(q), "links": []}
+            # Pages of PAGE items, linked by "next" as a real API does (POST: merged body).
+            found = self._filter(q)
+            start = int(q.get("token") or 0)
+            links = []
+            if start + self.PAGE < len(found):
+                token = start + self.PAGE
+                if method == "POST":
+                    links.append({"rel": "next", "href": f"{b}/search", "method": "POST", "body": {"token": token}, "merge": True})
+                else:
+                    links.append({"rel": "next", "href": f"{b}/search?{parts.query}&token={token}", "method": "GET"})
+            return 200, {"type": "FeatureCollection", "features": found[start:start + self.PAGE], "links": links}
         return None  # a file: served from disk by the Range handler
 
     def _collection(self):
@@ -206,13 +218,15 @@ def test_stac_api_search_by_collection_bbox_and_period(cog, utm_aoi, http_server
     assert [sc.id for sc in scenes] == ["early", "late"]  # sorted by datetime, filtered by the API
     assert all(sc.datetime_source == "stac" for sc in scenes)
     assert scenes[0].datetime == dt.datetime(2023, 10, 4, 2, tzinfo=UTC)
-    (q,) = api.searches
+    q = api.searches[0]
+    assert len(api.searches) == 1  # two matches: one page
     assert q["collections"] == ["scenes"]
     assert q["bbox"] == pytest.approx(list(aoi.bounds_lonlat))
     assert q["datetime"].startswith("2023-10-01T00:00:00")
     # The same URL with collection= and no prefix is a STAC API too; the scene reads remotely.
     again = list_scenes(server.url, collection="scenes", aoi=aoi)
-    assert [sc.id for sc in again] == ["before", "early", "late"]
+    assert [sc.id for sc in again] == ["before", "early", "late"]  # three matches: two pages followed
+    assert len(api.searches) == 3 and api.searches[2].get("token") == 2
     win = read_window(again[0], aoi, margin_m=0.0)
     np.testing.assert_array_equal(win.image, np.moveaxis(data, 0, -1)[960:1040, 960:1120])
 

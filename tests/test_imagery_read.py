@@ -270,3 +270,19 @@ def test_bad_margin_is_refused(make_geotiff, utm_aoi, margin):
     path = make_geotiff("m.tif", rgb_noise(14))
     with pytest.raises(AOIError, match="margin_m"):
         read_window(SceneRef(id="m", href=str(path)), utm_aoi(YARD, TRACKS), margin_m=margin)
+
+
+def test_projected_crs_in_feet_is_warped_to_metres(make_geotiff, utm_aoi):
+    ft = 0.3048
+    crs = "+proj=utm +zone=52 +datum=WGS84 +units=ft +no_defs"
+    data = np.full((N, N), 25, np.uint8)
+    data[199, 140:260] = 240  # the track row, as in the metric tile
+    # The same grid as the metric tile, expressed in feet: 0.5 m = 1.6404 ft pixels.
+    path = make_geotiff("feet.tif", data, crs=crs, transform=Affine(0.5 / ft, 0, X0 / ft, 0, -0.5 / ft, Y0 / ft))
+    win = read_window(SceneRef(id="ft", href=str(path)), utm_aoi(YARD, TRACKS), margin_m=10.0)
+    assert win.reprojected and win.crs.to_epsg() == 32652
+    assert win.gsd_m == pytest.approx(0.5, abs=1e-6)
+    a, _, c, _, e, f = win.transform
+    row = int(np.floor((TRACK_Y - f) / e))
+    cols = np.floor((np.linspace(331075, 331125, 30) - c) / a).astype(int)
+    assert (win.image[row, cols] > 200).all() and (win.image[row + 4, cols] < 60).all()
