@@ -10,8 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
 from rasterio.shutil import copy as rio_copy
 
 from geo_evidence.errors import SceneSourceError

@@ -64,7 +64,7 @@ class SceneWindow:
     valid: np.ndarray
     cloud: np.ndarray | None
     transform: tuple[float, float, float, float, float, float]
-    crs: Any
+    crs: CRS
     gsd_m: float
     tracks: list[np.ndarray]
     track_names: list[str]
