@@ -113,6 +113,8 @@ def list_(aoi, claims_file, fmt) -> None:
     if fmt == "json":
         click.echo(json.dumps({"aoi": aoi_id, "claims": registered}, indent=2, ensure_ascii=False))
         return
+    if not registered:
+        click.echo(f"no claims registered for {aoi_id}.")
     for c in registered:
         what = c.get("kind") or "not assessable"
         click.echo(f"{c['id']}  [{what}]  {c['quote']['en']}  ({c['source']['outlet']}, {c['source']['date']})")
