@@ -167,7 +167,7 @@ def load_aoi(name_or_path: str | Path | dict) -> AOI:
         return _aoi_from_geojson(name_or_path, label="<dict>", path=None)
     path = resolve_aoi_path(name_or_path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # Windows tools often add a BOM
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AOIError(f"AOI file {str(path)!r} is not GeoJSON: {exc}. Save it as a GeoJSON FeatureCollection.") from None
     return _aoi_from_geojson(data, label=str(path), path=path)

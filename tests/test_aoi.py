@@ -182,8 +182,6 @@ def test_cli_aoi_show_bad_file_names_the_problem(tmp_path):
     assert "no yard" in res.output
 
 
-@pytest.mark.xfail(strict=True, reason="aoi.py decodes with 'utf-8', not 'utf-8-sig': a GeoJSON saved with a BOM "
-                   "(common from Windows tools) is refused as 'not GeoJSON'. Reported to the aoi.py owner.")
 def test_file_with_utf8_bom_loads(tmp_path):
     path = tmp_path / "bom.geojson"
     path.write_text("\ufeff" + json.dumps(good()), encoding="utf-8")
