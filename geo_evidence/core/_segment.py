@@ -1,0 +1,168 @@
+"""Along-track car-ness, occupied runs and the split of runs into cars.
+
+Everything here works on 1-D along-track arrays of one track (vectorised with numpy); the
+only Python loops run over the few occupied runs and over coupler candidates inside a run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import binary_closing, binary_opening, gaussian_filter1d, label, maximum_filter1d, minimum_filter1d
+
+
+def nan_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along axis 0 that ignores NaNs (normalised convolution)."""
+    if sigma < 0.3:
+        return x
+    ok = np.isfinite(x)
+    v = np.where(ok, x, 0.0)
+    w = gaussian_filter1d(ok.astype(np.float64), sigma, axis=0, mode="nearest")
+    v = gaussian_filter1d(v.astype(np.float64), sigma, axis=0, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = v / w
+    out[w < 1e-3] = np.nan
+    return out
+
+
+def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1500) -> tuple[np.ndarray, float]:
+    """The densest point of a cloud of feature vectors (N, C) and the cloud's spread there.
+
+    Empty ballast is one tight cluster; cars scatter over many colours, so the mode is the
+    empty-track appearance even when much of the track is occupied.
+    """
+    r = r[np.isfinite(r).all(axis=1)]
+    if len(r) == 0:
+        return np.zeros(r.shape[1]), bandwidth
+    sub = r[:: max(1, len(r) // max_n)]
+    cand = sub[:: max(1, len(sub) // 80)]
+    d = np.sqrt(((cand[:, None, :] - sub[None, :, :]) ** 2).sum(-1))
+    dens = np.exp(-0.5 * (d / bandwidth) ** 2).sum(axis=1)
+    m = cand[int(np.argmax(dens))]
+    for _ in range(3):  # mean-shift refinement
+        dd = np.sqrt(((sub - m) ** 2).sum(-1))
+        w = np.exp(-0.5 * (dd / bandwidth) ** 2)
+        m = (sub * w[:, None]).sum(0) / max(w.sum(), 1e-9)
+    dd = np.sqrt(((sub - m) ** 2).sum(-1))
+    near = dd[dd < 2.5 * bandwidth]
+    spread = float(np.median(near)) * 1.25 if len(near) > 10 else bandwidth
+    return m, spread
+
+
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) index pairs of True runs, stop exclusive."""
+    if not mask.any():
+        return []
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    d = np.diff(m)
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def hysteresis_1d(z: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    weak = z > lo
+    lab, n = label(weak)
+    if n == 0:
+        return weak
+    strong = np.zeros(n + 1, bool)
+    strong[np.unique(lab[z > hi])] = True
+    strong[0] = False
+    return strong[lab]
+
+
+def occupied_mask(z: np.ndarray, usable: np.ndarray, *, step: float, lo: float, hi: float,
+                  close_m: float, min_run_m: float) -> np.ndarray:
+    occ = hysteresis_1d(np.where(usable, z, 0.0), lo, hi)
+    k = max(int(round(close_m / step)), 1)
+    if k > 1:
+        occ = binary_closing(np.pad(occ, k), structure=np.ones(k, bool))[k:-k]
+    kk = max(int(round(0.6 / step)), 1)
+    if kk > 1:
+        occ = binary_opening(occ, structure=np.ones(kk, bool))
+    out = np.zeros_like(occ)
+    for a, b in runs_of(occ):
+        if (b - a) * step >= min_run_m:
+            out[a:b] = True
+    return out
+
+
+def length_penalty(ell: np.ndarray) -> np.ndarray:
+    """Cost of a car of length ell (m): zero for ordinary freight cars, growing outside."""
+    ell = np.asarray(ell, float)
+    pen = (np.maximum(10.0 - ell, 0.0) / 1.2) ** 2 + (np.maximum(ell - 21.0, 0.0) / 5.0) ** 2
+    return np.where(ell > 38.0, 1e6, pen)
+
+
+def split_run(gap: np.ndarray, step: float, *, cut_weight: float = 4.0, cut_threshold: float = 0.35,
+              min_len: float = 6.0, max_len: float = 38.0) -> list[tuple[int, int]]:
+    """Split one occupied run into cars by dynamic programming over coupler candidates.
+
+    ``gap`` (n,) scores in [0, 1] how much each sample looks like a coupler gap (a dip in
+    car-ness or a change of colour). The best split trades the gap evidence at each cut
+    against how plausible each piece's length is as a car.
+    """
+    n = len(gap)
+    L = n * step
+    if L < 2 * min_len:
+        return [(0, n)]
+    # Candidate cuts: clear gap peaks, plus a coarse grid so a run with no visible coupler
+    # can still be cut where the length prior demands it.
+    w = max(int(round(1.0 / step)), 1)
+    peak = (gap >= maximum_filter1d(gap, 2 * w + 1, mode="nearest") - 1e-12) & (gap > 0.2)
+    grid = np.zeros(n, bool)
+    grid[:: max(int(round(2.0 / step)), 1)] = True
+    pos = np.flatnonzero(peak | grid)
+    pos = pos[(pos > 0) & (pos < n)]
+    xs = np.concatenate([[0], pos, [n]])
+    gs = np.concatenate([[0.0], gap[pos], [0.0]])
+    M = len(xs)
+    best = np.full(M, -np.inf)
+    back = np.zeros(M, int)
+    best[0] = 0.0
+    x_m = xs * step
+    lo_idx = np.searchsorted(x_m, x_m - max_len, side="left")
+    hi_idx = np.searchsorted(x_m, x_m - min_len, side="right")
+    for i in range(1, M):
+        j0, j1 = lo_idx[i], hi_idx[i]
+        if j1 <= j0:
+            continue
+        ell = x_m[i] - x_m[j0:j1]
+        cand = best[j0:j1] - ((np.maximum(10.0 - ell, 0.0) / 1.2) ** 2 + (np.maximum(ell - 21.0, 0.0) / 5.0) ** 2)
+        j = int(np.argmax(cand))
+        if not np.isfinite(cand[j]):
+            continue
+        gain = cut_weight * (gs[i] - cut_threshold) if i < M - 1 else 0.0
+        best[i] = cand[j] + gain
+        back[i] = j0 + j
+    if not np.isfinite(best[-1]):
+        return [(0, n)]
+    cuts = []
+    i = M - 1
+    while i > 0:
+        j = back[i]
+        cuts.append((int(xs[j]), int(xs[i])))
+        i = j
+    return cuts[::-1]
+
+
+def gap_score(z: np.ndarray, colour: np.ndarray, *, step: float, sigma: float) -> np.ndarray:
+    """Coupler-gap evidence in [0, 1]: a dip in car-ness or a change of colour."""
+    w = max(int(round(1.5 / step)), 1)
+    zmax = np.maximum(maximum_filter1d(z, 2 * w + 1, mode="nearest"), 1e-6)
+    # The dip must be flanked by car on both sides.
+    left = np.roll(maximum_filter1d(z, w + 1, mode="nearest", origin=w // 2), 0)
+    zl = maximum_filter1d(z, w, origin=(w - 1) // 2, mode="nearest")
+    zr = maximum_filter1d(z, w, origin=-((w - 1) // 2), mode="nearest")
+    flank = np.minimum(zl, zr)
+    dip = np.clip((flank - z) / np.maximum(flank, 1e-6), 0, 1)
+    del left, zmax
+    k = max(int(round(1.0 / step)), 1)
+    cpad = np.pad(colour, ((k, k), (0, 0)), mode="edge")
+    change = np.sqrt(((cpad[2 * k :] - cpad[: -2 * k]) ** 2).sum(-1)) / max(sigma, 1e-6)
+    change = np.clip(change / 8.0, 0, 1)
+    # Colour change is broad (over +-k); keep only its local maxima so the cut lands on the edge.
+    is_peak = change >= maximum_filter1d(change, 2 * k + 1, mode="nearest") - 1e-9
+    change = np.where(is_peak, change, change * 0.5)
+    return np.maximum(dip, 0.8 * change)
+
+
+def local_min(x: np.ndarray, size: int) -> np.ndarray:
+    return minimum_filter1d(x, size, mode="nearest")
