@@ -295,16 +295,12 @@ def run_count(
         plans.append((aoi, source, refs))
 
     jobs, done = [], {}
-    for aoi, source, refs in plans:
+    for i, (aoi, source, refs) in enumerate(plans):
         adir = out_dir / aoi.id
+        refs = [_with_checksum(ref, scene_checksum) for ref in refs]
+        plans[i] = (aoi, source, refs)  # the manifest records these checksums
         for ref in refs:
-            try:
-                checksum = scene_checksum(ref)
-            except GeoEvidenceError:
-                checksum = None  # unreadable: the task reports it as this scene's error
-            if checksum and checksum != ref.checksum:
-                ref = dataclasses.replace(ref, checksum=checksum)
-            key = _cache_key(checksum, aoi, pdict, margin_m)
+            key = _cache_key(ref.checksum, aoi, pdict, margin_m)
             cached = _load_cached(adir, ref.id, key) if use_cache else None
             if cached is not None:
                 done[(aoi.id, ref.id)] = (cached, True)
@@ -339,6 +335,14 @@ def run_count(
         manifest = _write_outputs(out_dir / aoi.id, aoi, source, refs, records, pdict, margin_m, started)
         results.append(RunResult(aoi.id, out_dir / aoi.id, records, computed, len(refs) - computed, manifest))
     return results
+
+
+def _with_checksum(ref, scene_checksum):
+    try:
+        checksum = scene_checksum(ref)
+    except GeoEvidenceError:
+        return ref  # unreadable: the task reports it as this scene's error
+    return ref if checksum == ref.checksum else dataclasses.replace(ref, checksum=checksum)
 
 
 def _run_dask(jobs, pdict, margin_m, *, workers, scheduler, finish) -> None:
