@@ -637,7 +637,7 @@ def evidence_figure(
     if busiest is not None and busiest.get("scene_id") != claim_rec.get("scene_id"):
         base = verdict.get("baseline") or {}
         panels.append((busiest, f"Busiest baseline scene ({base.get('start')} to {base.get('end')})"))
-    fig = Figure(figsize=(6.2 * len(panels), 6.2), dpi=110)
+    fig = Figure(figsize=(max(6.2 * len(panels), 9.0), 6.2), dpi=110)  # room for title and label
     types: set[str] = set()
     # Both panels frame the same ground, around the claim-date scene's detections.
     focus = _focus([claim_rec], base_dir=Path(base_dir)) or _focus([r for r, _ in panels], base_dir=Path(base_dir))
