@@ -14,6 +14,8 @@ from geo_evidence.core._register import identity, register
 from geo_evidence.core._ribbon import band_scale, band_views, inside_image, sample_grid, sample_mask, to_features
 from geo_evidence.core._validate import validate_inputs
 
+_DBG = bool(__import__("os").environ.get("GEOEV_CORE_DEBUG"))
+
 __all__ = ["CountParams", "CountResult", "Detection", "TrackCount", "count_railcars"]
 
 
@@ -43,7 +45,7 @@ class CountParams:
     register: bool = True
     search_m: float = 7.0
     max_rotation_deg: float = 1.5
-    per_track_m: float = 1.5
+    per_track_m: float = 1.0
     z_high: float = 5.0
     z_low: float = 3.0
     car_pitch_m: float = 15.0
@@ -318,87 +320,166 @@ def _individual(per, names, offsets, a, gsd, p):
         z = np.sqrt(np.nansum((r - delta) ** 2, axis=1)) / spread
         z = np.where(use, z, 0.0)
         occ = _segment.occupied_mask(z, use, step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
-        q.update(z=z, occ=occ, delta=delta, spread=spread)
+        # Contrast of each half of the car body: a car centred on this track lights both,
+        # the edge of a car on the neighbour track (or its shadow) only one.
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            hl = np.nanmean(q["F"][:, (offsets >= -1.25) & (offsets <= -0.3), :], axis=1)
+            hr = np.nanmean(q["F"][:, (offsets >= 0.3) & (offsets <= 1.25), :], axis=1)
+        zl = np.sqrt(np.nansum((hl - q["bg"] - delta) ** 2, axis=1)) / spread
+        zr = np.sqrt(np.nansum((hr - q["bg"] - delta) ** 2, axis=1)) / spread
+        q.update(z=z, occ=occ, delta=delta, spread=spread, zl=zl, zr=zr, hl=hl, hr=hr)
         runs = []
-        for s0, s1 in _segment.runs_of(occ):
-            cl = float(np.nanmean(q["c"][s0:s1, 0]))
-            sl = float(np.nanmean(q["sl"][s0:s1, 0]))
-            sr = float(np.nanmean(q["sr"][s0:s1, 0]))
-            runs.append([s0, s1, cl, sl, sr])
-            dark, light = min(sl, sr), max(sl, sr)
-            # A car with its own shadow: one strip lit, the other dark, the car in between
-            # clearly brighter than its shadow (a cast shadow is as dark as its strip).
-            if light > 0.75 * lit and light - dark > 4 * spread and cl > dark + 0.3 * (lit - dark):
-                bright_sides.append(np.sign(sl - sr))  # +1: right strip darker (shadow side right)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for s0, s1 in _segment.runs_of(occ):
+                cv = np.nanmean(q["c"][s0:s1], axis=0)
+                slv = np.nanmean(q["sl"][s0:s1], axis=0)
+                srv = np.nanmean(q["sr"][s0:s1], axis=0)
+                cl, sl, sr = float(cv[0]), float(slv[0]), float(srv[0])
+                hlv = np.nanmean(hl[s0:s1], axis=0)
+                hrv = np.nanmean(hr[s0:s1], axis=0)
+                runs.append([s0, s1, cl, sl, sr, (hlv, hrv), slv, srv])
+                dark, light = min(sl, sr), max(sl, sr)
+                # A car with its own shadow: one strip lit, the other dark, the car in between
+                # clearly brighter than its shadow (a cast shadow is as dark as its strip).
+                ml, mr = float(np.mean(zl[s0:s1])), float(np.mean(zr[s0:s1]))
+                centred = min(ml, mr) > max(p.z_high, 0.5 * max(ml, mr))
+                if centred and light > 0.75 * lit and light - dark > 4 * spread and cl > dark + 0.3 * (lit - dark):
+                    # Shadow direction in map space (the normal points left): right strip
+                    # darker -> shadows fall along -normal. Map space copes with tracks
+                    # digitised in opposite directions and with curves.
+                    nm = q["nrm"][s0:s1].mean(axis=0)
+                    bright_sides.append(-np.sign(sl - sr) * nm / max(float(np.hypot(*nm)), 1e-9))
+                    if _DBG:
+                        print("vote", names[t], s0 * a, s1 * a, round(cl, 3), round(sl, 3), round(sr, 3))
         q["runs"] = runs
     # Which side do car shadows fall on (relative to each track's left normal)? The bright
     # cars tell: their own shadow darkens one strip. Tracks share one direction in a yard,
     # though a track drawn the other way round flips the sign; we use the majority.
-    shadow_side = 0.0
+    shadow_dir = np.zeros(2)
     if len(bright_sides) >= 2:
-        m = float(np.mean(bright_sides))
-        shadow_side = np.sign(m) if abs(m) > 0.3 else 0.0
-    track_results, detections = [], []
+        m = np.mean(bright_sides, axis=0)
+        if float(np.hypot(*m)) > 0.3:
+            shadow_dir = m / float(np.hypot(*m))
+    track_results, detections, cands = [], [], []
     for t, q in enumerate(per):
-        length, obsc = _track_lengths(q, a)
         z, occ, delta, spread = q["z"], q["occ"].copy(), q["delta"], q["spread"]
-        for s0, s1, cl, sl, sr in q["runs"]:
+        for s0, s1, cl, sl, sr, cv, slv, srv in q["runs"]:
             if cl >= lit - 2 * spread:
                 continue
             depth = lit - cl
-            # A dark run whose sun-side strip is as dark as itself is a cast shadow from the
-            # neighbour track (a car's own shadow lies on its anti-sun side).
+            # A dark run continuous with a dark sun-side strip (same tone and colour) is a
+            # shadow cast by a car on the neighbour track: a car's own shadow lies on its
+            # anti-sun side, and a car is not the colour of the shadowed ground beside it.
+            # The test compares the sun-side half of the body with the sun-side strip.
+            hlv, hrv = cv
+            nm = q["nrm"][s0:s1].mean(axis=0)
+            side_dot = float(nm @ shadow_dir) / max(float(np.hypot(*nm)), 1e-9)
+            # Shadows fall to the left (dot > 0): the sun side is the right strip.
+            shadow_side = -1.0 if side_dot > 0.3 else (1.0 if side_dot < -0.3 else 0.0)
             if shadow_side > 0:
-                sun = sl
+                pairs = [(hlv, slv)]
             elif shadow_side < 0:
-                sun = sr
+                pairs = [(hrv, srv)]
             else:
-                sun = max(sl, sr)
-            if sun < cl + 0.4 * depth:
+                pairs = [(hlv, slv), (hrv, srv)]
+            dists = [float(np.sqrt(np.nansum((h - v) ** 2))) for h, v in pairs]
+            # Side unknown: only a run immersed in shadow on both sides is rejected.
+            dist = min(dists) if shadow_side != 0 else max(dists)
+            if _DBG:
+                print("dark-run", names[t], s0 * a, s1 * a, "c", np.round(cv[0], 3), np.round(cv[1], 3), "sl", np.round(slv, 3), "sr", np.round(srv, 3), "side", shadow_side, "dist", round(dist, 3), "depth", round(depth, 3), "spread", round(spread, 3))
+            if dist < max(0.15 * depth, 1.5 * spread):
                 occ[s0:s1] = False
+                if _DBG:
+                    print("shadow-reject", names[t], s0 * a, s1 * a, round(cl, 3), round(sl, 3), round(sr, 3), "dist", round(dist, 3), "depth", round(depth, 3))
         gap = _segment.gap_score(z, np.nan_to_num(q["c"]), step=a, sigma=spread)
-        cars = []
+        zl, zr = q["zl"], q["zr"]
+        q["occ_final"] = occ
+        sums = _classify.track_feature_sums(q["F"], offsets)
         for s0, s1 in _segment.runs_of(occ):
             for c0, c1 in _segment.split_run(gap[s0:s1], a):
                 i0, i1 = s0 + c0, s0 + c1
                 ell = (i1 - i0) * a
                 if ell < 5.0:
                     continue
-                cars.append((i0, i1, ell))
-        occ_m = float(occ.sum() * a)
-        sums = _classify.track_feature_sums(q["F"], offsets)
-        n_cars = 0
-        for i0, i1, ell in cars:
-            zc = float(np.mean(z[i0:i1]))
-            feats = _classify.car_features(sums, i0, i1, delta + q["bg"][(i0 + i1) // 2], spread)
-            ctype = _classify.classify(ell, feats, gsd=gsd)
-            pen = float(_segment.length_penalty(np.array([ell]))[0])
-            conf = float(np.clip(0.55 + 0.06 * (zc - p.z_high), 0.05, 0.99) * math.exp(-pen / 4.0))
-            # A car cut by the image edge or a cloud is a partial view: lower confidence.
-            edge_cut = (i0 > 0 and not q["usable"][i0 - 1]) or (i1 < len(z) and not q["usable"][min(i1, len(z) - 1)])
-            if edge_cut:
-                conf *= 0.6
-            xy, nrm = q["xy"], q["nrm"]
-            j1 = min(i1, len(xy) - 1)
-            # The polygon follows the track: corners at both ends plus the middle on curves.
-            jm = (i0 + j1) // 2
-            ring = np.array([
-                xy[i0] + nrm[i0] * p.half_width_m, xy[jm] + nrm[jm] * p.half_width_m, xy[j1] + nrm[j1] * p.half_width_m,
-                xy[j1] - nrm[j1] * p.half_width_m, xy[jm] - nrm[jm] * p.half_width_m, xy[i0] - nrm[i0] * p.half_width_m,
-                xy[i0] + nrm[i0] * p.half_width_m,
-            ])
-            detections.append(Detection(track=names[t], car_type=ctype, confidence=conf, length_m=float(ell),
-                                        width_m=2 * p.half_width_m, polygon_px=to_pixel(q["tf"], ring),
-                                        polygon_map=ring))
-            n_cars += 1
+                zc = float(np.mean(z[i0:i1]))
+                ml, mr = float(np.mean(zl[i0:i1])), float(np.mean(zr[i0:i1]))
+                if _DBG:
+                    print("cand", names[t], round(i0 * a, 1), round(ell, 1), "z", round(zc, 1), "l", round(ml, 1), "r", round(mr, 1))
+                if min(ml, mr) < 0.3 * max(ml, mr) and min(ml, mr) < p.z_low:
+                    continue  # one-sided: a neighbour's edge or shadow, not a car on this track
+                feats = _classify.car_features(sums, i0, i1, delta + q["bg"][(i0 + i1) // 2], spread)
+                ctype = _classify.classify(ell, feats, gsd=gsd)
+                pen = float(_segment.length_penalty(np.array([ell]))[0])
+                conf = float(np.clip(0.55 + 0.06 * (zc - p.z_high), 0.05, 0.99) * math.exp(-pen / 4.0))
+                # A car cut by the image edge or a cloud is a partial view: lower confidence.
+                edge_cut = (i0 > 0 and not q["usable"][i0 - 1]) or (i1 < len(z) and not q["usable"][min(i1, len(z) - 1)])
+                if edge_cut:
+                    conf *= 0.6
+                xy, nrm = q["xy"], q["nrm"]
+                j1 = min(i1, len(xy) - 1)
+                # The polygon follows the track: corners at both ends plus the middle on curves.
+                jm = (i0 + j1) // 2
+                hw = p.half_width_m
+                ring = np.array([
+                    xy[i0] + nrm[i0] * hw, xy[jm] + nrm[jm] * hw, xy[j1] + nrm[j1] * hw,
+                    xy[j1] - nrm[j1] * hw, xy[jm] - nrm[jm] * hw, xy[i0] - nrm[i0] * hw, xy[i0] + nrm[i0] * hw,
+                ])
+                cands.append({"t": t, "score": min(ml, mr) + zc, "ell": ell, "i0": i0, "i1": i1,
+                              "det": Detection(track=names[t], car_type=ctype, confidence=conf, length_m=float(ell),
+                                               width_m=2 * hw, polygon_px=to_pixel(q["tf"], ring), polygon_map=ring)})
+    # One car, one track: where detections on two tracks overlap (a car seen from the
+    # neighbour's ribbon), keep the better-centred one.
+    keep = _suppress_overlaps(cands)
+    for t, q in enumerate(per):
+        length, obsc = _track_lengths(q, a)
+        mine = [c for c, k in zip(cands, keep) if k and c["t"] == t]
+        detections.extend(c["det"] for c in mine)
+        n_cars = len(mine)
+        occ_m = float(sum(c["ell"] for c in mine))
         visible = length * (1 - obsc)
         occ_frac = occ_m / visible if visible > 0 else 0.0
         hidden = length * obsc
         hidden_high = int(math.ceil(hidden * min(1.0, occ_frac + 0.35) / 13.0)) if hidden > 1.0 else 0
-        weak = sum(1 for d in detections[len(detections) - n_cars:] if d.confidence < 0.5)
-        track_results.append({"name": names[t], "count": n_cars, "low": max(0, n_cars - weak), "high": n_cars + int(math.ceil(0.05 * n_cars)) + hidden_high,
+        weak = sum(1 for c in mine if c["det"].confidence < 0.5)
+        track_results.append({"name": names[t], "count": n_cars, "low": max(0, n_cars - weak),
+                              "high": n_cars + int(math.ceil(0.05 * n_cars)) + hidden_high,
                               "length_m": length, "obscured_fraction": obsc, "occupied_m": occ_m, "hidden_high": hidden_high})
     return track_results, detections
+
+
+def _suppress_overlaps(cands: list) -> list:
+    """Greedy non-maximum suppression of car polygons across tracks (shapely STRtree)."""
+    import shapely
+
+    if len(cands) < 2:
+        return [True] * len(cands)
+    polys = shapely.polygons([c["det"].polygon_map for c in cands])
+    tree = shapely.STRtree(polys)
+    a_idx, b_idx = tree.query(polys, predicate="intersects")
+    sel = a_idx < b_idx
+    a_idx, b_idx = a_idx[sel], b_idx[sel]
+    keep = [True] * len(cands)
+    if len(a_idx) == 0:
+        return keep
+    inter = shapely.area(shapely.intersection(polys[a_idx], polys[b_idx]))
+    smaller = np.minimum(shapely.area(polys[a_idx]), shapely.area(polys[b_idx]))
+    order = np.argsort(-inter / np.maximum(smaller, 1e-9))
+    for k in order:
+        i, j = int(a_idx[k]), int(b_idx[k])
+        if cands[i]["t"] == cands[j]["t"] or inter[k] < 0.25 * smaller[k]:
+            continue
+        if keep[i] and keep[j]:
+            if cands[i]["score"] >= cands[j]["score"]:
+                keep[j] = False
+            else:
+                keep[i] = False
+    return keep
 
 
 def _coarse(per, names, a, gsd, p, method):

@@ -180,7 +180,7 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
         vals = []
         for dlt in deltas:
             v = score(bc[None, :], Sf, extra=np.where(sel, dlt, 0.0)[None, :])[0][sel].sum()
-            vals.append(v * (1 - 0.03 * abs(dlt) / per_track_m))
+            vals.append(v * (1 - 0.08 * abs(dlt) / per_track_m))
         vals = np.array(vals)
         per[t] = deltas[int(np.argmax(vals))]
     gain = float(ftot[bi] / max(base0, 1e-9))
