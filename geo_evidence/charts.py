@@ -621,26 +621,31 @@ def evidence_figure(
     Detections (``base_dir / record["detections_file"]``) are outlined in their car type's
     colour (legend below), analyst-rejected ones dotted; each panel has a scale bar, a
     north arrow and the acquisition date, GSD and count in its title. Pixels are read
-    through :func:`geo_evidence.imagery.read_window`. Returns None when the verdict names
-    no scene.
+    through :func:`geo_evidence.imagery.read_window`. A claim about a period (no date)
+    shows the busiest scene of its period only. Returns None when there is no scene to show.
     """
     from matplotlib.lines import Line2D
 
     from geo_evidence.aoi import load_aoi
 
     aoi = aoi if hasattr(aoi, "yard") else load_aoi(aoi)
-    claim_rec = claim_scene(verdict, records)
-    if claim_rec is None:
-        return None
+    # A claim about a period has no claim-date scene: its evidence is the busiest scene.
+    dated = bool((verdict.get("claim") or {}).get("date"))
+    claim_rec = claim_scene(verdict, records) if dated else None
     busiest = busiest_baseline_scene(verdict, records)
-    panels = [(claim_rec, f"Claim date scene (claim {verdict.get('claim_id')})")]
-    if busiest is not None and busiest.get("scene_id") != claim_rec.get("scene_id"):
+    panels = []
+    if claim_rec is not None:
+        panels.append((claim_rec, f"Claim date scene (claim {verdict.get('claim_id')})"))
+    if busiest is not None and (claim_rec is None or busiest.get("scene_id") != claim_rec.get("scene_id")):
         base = verdict.get("baseline") or {}
-        panels.append((busiest, f"Busiest baseline scene ({base.get('start')} to {base.get('end')})"))
+        kind = "baseline" if dated else "period"
+        panels.append((busiest, f"Busiest {kind} scene ({base.get('start')} to {base.get('end')})"))
+    if not panels:
+        return None
     fig = Figure(figsize=(max(6.2 * len(panels), 9.0), 6.2), dpi=110)  # room for title and label
     types: set[str] = set()
     # Both panels frame the same ground, around the claim-date scene's detections.
-    focus = _focus([claim_rec], base_dir=Path(base_dir)) or _focus([r for r, _ in panels], base_dir=Path(base_dir))
+    focus = _focus([panels[0][0]], base_dir=Path(base_dir)) or _focus([r for r, _ in panels], base_dir=Path(base_dir))
     for i, (rec, heading) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         types |= _draw_panel(ax, rec, heading, aoi=aoi, base_dir=Path(base_dir), focus=focus) or set()
