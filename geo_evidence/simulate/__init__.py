@@ -229,9 +229,14 @@ def _warp(image, valid, cloud, transform, src_crs, dst_crs, gsd_m):
     from rasterio.transform import Affine
     from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+    import warnings
+
     rows, cols = valid.shape
     src_tf = Affine(*transform)
-    dst_tf, w, h = calculate_default_transform(src_crs, dst_crs, cols, rows, *_bounds(src_tf, cols, rows))
+    with warnings.catch_warnings():
+        # rasterio 1.4 still multiplies Affine with `*`; affine 3.x flags it. Not ours to fix.
+        warnings.filterwarnings("ignore", message="Use `@` matmul", category=PendingDeprecationWarning)
+        dst_tf, w, h = calculate_default_transform(src_crs, dst_crs, cols, rows, *_bounds(src_tf, cols, rows))
     bands = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
     out = np.zeros((bands.shape[0], h, w), np.uint8)
     src_valid = valid.astype(np.uint8)
@@ -250,6 +255,7 @@ def _warp(image, valid, cloud, transform, src_crs, dst_crs, gsd_m):
 
 
 def _bounds(tf, cols, rows):
-    x0, y0 = tf * (0, 0)
-    x1, y1 = tf * (cols, rows)
-    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+    from rasterio.transform import array_bounds
+
+    west, south, east, north = array_bounds(rows, cols, tf)
+    return west, south, east, north

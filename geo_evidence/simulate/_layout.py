@@ -339,7 +339,10 @@ def _site(aoi, tracks_aoi, bounds) -> dict[str, list]:
         v = float(rng.choice([-1, 1])) * float(rng.uniform(max(abs(vmin), vmax) + 40, 300))
         site["fields"].append({"poly": _rect(*world(u, v), float(rng.uniform(40, 160)), float(rng.uniform(20, 90)), angle + float(rng.uniform(-0.3, 0.3))), "trees": bool(rng.random() < 0.45)})
     # The Tumen river runs beyond the buildings side (a dark band at the edge of the scene).
-    site["water"].append({"line": LineString([world(-half, vmin - 230), world(half, vmin - 200)]), "width": 120.0})
+    us = np.linspace(-half, half, 80)
+    phase = float(rng.uniform(0, 2 * math.pi))
+    vs_river = vmin - 215 + 22 * np.sin(us / 260.0 + phase) + 9 * np.sin(us / 83.0 + 2 * phase)
+    site["water"].append({"line": LineString([world(float(a), float(b)) for a, b in zip(us, vs_river)]), "width": 120.0})
     return site
 
 
@@ -381,7 +384,7 @@ def _clutter(site, tracks_aoi, rng: np.random.Generator) -> dict[str, list]:
 # --------------------------------------------------------------------------- clouds, footprint
 
 
-def _cloud_grid(bounds, cover, bank, rng, *, cell=8.0, pad=400.0):
+def _cloud_grid(bounds, cover, bank, rng, *, cell=5.0, pad=400.0):
     """Cloud opacity on a coarse metric grid covering the extent plus a pad for shadows."""
     xmin, ymin, xmax, ymax = bounds
     x0, y1 = xmin - pad, ymax + pad
@@ -390,17 +393,19 @@ def _cloud_grid(bounds, cover, bank, rng, *, cell=8.0, pad=400.0):
     alpha = np.zeros((ny, nx), np.float32)
     if cover > 0:
         white = rng.standard_normal((ny, nx)).astype(np.float32)
-        field_ = (
-            ndimage.gaussian_filter(white, 14) * 3.0
-            + ndimage.gaussian_filter(white, 5) * 1.0
-            + ndimage.gaussian_filter(white, 1.5) * 0.35
-        )
+        # Fractal cumulus: big puffs with crinkled edges (several octaves of smoothed noise).
+        field_ = np.zeros_like(white)
+        for sigma, weight in ((24, 3.0), (9, 1.0), (3.5, 0.45), (1.2, 0.18)):
+            octave = ndimage.gaussian_filter(white, sigma)
+            field_ += weight * octave / (octave.std() + 1e-9)
         field_ = (field_ - field_.mean()) / (field_.std() + 1e-9)
         # Threshold from the scene area only, so the asked cover is what the image shows.
         rows = slice(int(pad / cell), ny - int(pad / cell))
         cols = slice(int(pad / cell), nx - int(pad / cell))
         t = float(np.quantile(field_[rows, cols], 1.0 - min(cover, 0.999)))
-        alpha = np.clip((field_ - t) / 0.35 + 0.5, 0.0, 1.0).astype(np.float32)
+        # Soft edges: opacity ramps over a band of the field, thin veil outside the puffs.
+        alpha = np.clip((field_ - t) / 0.6 + 0.5, 0.0, 1.0) ** 1.3
+        alpha = alpha.astype(np.float32)
     if bank is not None:
         ys = y1 - (np.arange(ny) + 0.5) * cell
         xs = x0 + (np.arange(nx) + 0.5) * cell

@@ -25,7 +25,7 @@ __all__ = ["render_layout"]
 _GROUND = {
     "summer": {"grass": (86, 102, 60), "soil": (128, 118, 98), "trees": (44, 62, 38), "field": (118, 128, 72), "ballast": (124, 118, 108), "water": (38, 58, 62), "road": (92, 92, 95), "concrete": (172, 170, 162)},
     "autumn": {"grass": (132, 118, 82), "soil": (138, 122, 100), "trees": (104, 78, 46), "field": (160, 140, 98), "ballast": (120, 114, 104), "water": (40, 56, 62), "road": (92, 92, 95), "concrete": (168, 166, 158)},
-    "snow": {"grass": (220, 223, 229), "soil": (206, 208, 214), "trees": (92, 94, 96), "field": (226, 228, 234), "ballast": (168, 168, 172), "water": (196, 202, 210), "road": (150, 150, 154), "concrete": (214, 216, 220)},
+    "snow": {"grass": (220, 223, 229), "soil": (214, 216, 222), "trees": (92, 94, 96), "field": (226, 228, 234), "ballast": (186, 186, 190), "water": (196, 202, 210), "road": (150, 150, 154), "concrete": (214, 216, 220)},
 }
 _HAZE = np.array([188, 196, 208], np.float32)
 _CLOUD = np.array([240, 242, 246], np.float32)
@@ -107,20 +107,19 @@ def render_layout(
     img = pal["grass"] * (1 - mix) + pal["soil"] * mix
     img *= (1 + 0.05 * n_mid + 0.04 * n_small)[..., None]
     site, clutter = layout.site, layout.clutter
-    lab = _burn([(f["poly"], 2 if f["trees"] else 1) for f in site["fields"]], shape, tf)
+    lab = _burn([(f["poly"], 1) for f in site["fields"] if not f["trees"]], shape, tf)
     if lab.any():
         fld = lab == 1
-        img[fld] = pal["field"] * (1 + 0.06 * n_mid[fld, None])
-        tr = lab == 2
-        # Tree crowns: dark clumps with bright sunlit tops.
-        crowns = np.clip(0.6 + 0.6 * n_small[tr], 0.2, 1.2)[:, None]
-        img[tr] = pal["trees"] * crowns
+        # Crop rows: a faint stripe along the field's long axis.
+        img[fld] = pal["field"] * (1 + 0.06 * n_mid[fld, None] + 0.03 * n_small[fld, None])
+    _draw_trees(img, site, layout.bounds, xs, ys, res, svec, pal, rng)
     water = _burn([(w["line"].buffer(w["width"] / 2), 1) for w in site["water"]], shape, tf).astype(bool)
     img[water] = pal["water"] * (1 + 0.03 * n_mid[water, None])
     # Yard ground: trampled gravel and soil.
     yard_area = shapely.union_all([line.buffer(14.0) for line in layout.tracks.values()])
     yard = _burn([(yard_area, 1)], shape, tf).astype(bool)
-    img[yard] = (pal["soil"] * 0.55 + pal["ballast"] * 0.45) * (1 + 0.06 * n_mid[yard, None] + 0.04 * n_small[yard, None])
+    yard_col = pal["soil"] * 0.55 + pal["ballast"] * 0.45
+    img[yard] = yard_col * (1 + 0.06 * n_mid[yard, None] + 0.04 * n_small[yard, None])
     road = _burn([(r["line"].buffer(r["width"] / 2, cap_style="flat"), 1) for r in site["road"]], shape, tf).astype(bool)
     img[road] = pal["road"] * (1 + 0.03 * n_mid[road, None])
     plat = _burn([(pl["poly"], 1) for pl in site["platforms"]], shape, tf).astype(bool)
@@ -157,7 +156,8 @@ def render_layout(
     _draw_boxes(img, clutter["trucks"], tf, shape, xs, ys, az, el, rng, season, kind="truck")
 
     # ---- railcars.
-    _draw_cars(img, layout.cars, tf, shape, xs, ys, az, el, rng)
+    # Own streams for car grime and the sensor, so adding a car changes nothing else.
+    _draw_cars(img, layout.cars, tf, shape, xs, ys, az, el, np.random.default_rng([int(seed), 12]))
 
     # ---- masts and wires (thin, partly transparent at coarse pixels).
     masts = _burn([(shapely.Point(m["xy"]).buffer(0.3, quad_segs=2), 1) for m in site["masts"]], shape, tf, all_touched=True).astype(bool)
@@ -189,8 +189,9 @@ def render_layout(
             cloud_alpha = cloud_alpha.reshape(out_h, k, out_w, k).mean(axis=(1, 3))
     if blur > 0:
         img = ndimage.gaussian_filter(img, sigma=(blur, blur, 0), mode="nearest")
-    img = img * rng.uniform(0.96, 1.04) + rng.normal(0, noise, img.shape[:2] + (1,)).astype(np.float32) * 0.3
-    img += rng.normal(0, noise, img.shape).astype(np.float32)
+    sensor = np.random.default_rng([int(seed), 11])
+    img = img * sensor.uniform(0.96, 1.04) + sensor.normal(0, noise, img.shape[:2] + (1,)).astype(np.float32) * 0.3
+    img += sensor.normal(0, noise, img.shape).astype(np.float32)
     out_tf = Affine(gsd, 0, xmin, 0, -gsd, ymax)
     valid = features.geometry_mask([layout.footprint], out_shape=(out_h, out_w), transform=out_tf, invert=True)
     if panchromatic:
@@ -199,6 +200,39 @@ def render_layout(
     image[~valid] = 0
     cloud = None if cloud_alpha is None else (cloud_alpha > 0.5) & valid
     return {"image": image, "valid": valid, "cloud": cloud, "transform": out_tf}
+
+
+def _shift(mask: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """``mask`` moved by (dr, dc) pixels, zero-filled."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    r0, r1 = max(dr, 0), min(h, h + dr)
+    c0, c1 = max(dc, 0), min(w, w + dc)
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = mask[r0 - dr : r1 - dr, c0 - dc : c1 - dc]
+    return out
+
+
+def _draw_trees(img, site, bounds, xs, ys, res, svec, pal, rng) -> None:
+    """Tree crowns from a noise field: dense in tree belts (soft-edged), scattered elsewhere."""
+    xmin, ymin, xmax, ymax = bounds
+    cell = 4.0
+    nx, ny = int((xmax - xmin) / cell) + 3, int((ymax - ymin) / cell) + 3
+    ctf = Affine(cell, 0, xmin - cell, 0, -cell, ymax + cell)
+    belts = _burn([(f["poly"].buffer(15.0 * rng.uniform(0.3, 1.0)), 1) for f in site["fields"] if f["trees"]], (ny, nx), ctf)
+    density = ndimage.gaussian_filter(belts.astype(np.float32), 2.5)
+    density = _bilinear(density, xmin - cell, ymax + cell, cell, xs, ys)
+    crowns_field = _noise(rng, bounds, 2.2, xs, ys, smooth=0.9)
+    # Threshold falls from 2.4 (a lone tree here and there) to -0.3 (closed canopy).
+    crown = crowns_field > (2.4 - 2.7 * np.clip(density * 1.6, 0, 1))
+    if not crown.any():
+        return
+    h = 9.0
+    dr, dc = int(round(-svec[1] * h / res)), int(round(svec[0] * h / res))
+    shade = _shift(crown, dr, dc) & ~crown
+    img[shade] *= 0.45
+    lit = np.clip(0.55 + 0.35 * crowns_field[crown], 0.4, 1.3)[:, None]
+    img[crown] = pal["trees"] * lit
 
 
 def _track_coords(layout, tf, shape, xs, ys, half_width):
@@ -257,7 +291,9 @@ def _draw_tracks(img, layout, tf, shape, xs, ys, res, pal, n_mid, n_small, rng, 
     dark = np.zeros(u.shape, np.float32)
     for c in (-0.72, 0.86):
         dark += _cover(v, c, 0.1, res)
-    col = col * (1 - rail[:, None] * 0.9) + np.array([190, 188, 182], np.float32) * rail[:, None] * 0.9
+    # Polished rail heads shine; in snow the warm rails melt free and show dark.
+    rail_col = np.array([70, 70, 72] if season == "snow" else [190, 188, 182], np.float32)
+    col = col * (1 - rail[:, None] * 0.9) + rail_col * rail[:, None] * 0.9
     col *= (1 - 0.5 * dark.clip(0, 1))[:, None]
     img[rows, cols] = col
 
@@ -306,7 +342,12 @@ def _draw_boxes(img, items, tf, shape, xs, ys, az, el, rng, season, *, kind):
         front = u > length / 2 - 2.3
         shade = np.where(front, 0.7, 1.0)
         shade = np.where(cab & ~front, 1.0, shade)
-    col = colours[ids] * shade[:, None].astype(np.float32)
+    # Roofs are never flat paint: weathering blotches and a few vents/skylights.
+    grain = 1 + 0.05 * np.sin(u * 0.9 + v * 0.4) * np.sin(v * 1.7 - u * 0.3)
+    if kind == "building":
+        vents = (np.mod(u, 7.0) < 0.9) & (np.abs(v) < 0.9)
+        shade = np.where(vents, shade * 0.7, shade)
+    col = colours[ids] * (shade * grain)[:, None].astype(np.float32)
     img[rows, cols] = col * rng.uniform(0.97, 1.03)
 
 
