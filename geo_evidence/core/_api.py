@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 from geo_evidence.core import _classify, _segment
 from geo_evidence.core._geometry import gsd_of, points_in_polygons, rect_polygon, resample_line, to_pixel
@@ -494,11 +495,23 @@ def _coarse(per, names, a, gsd, p, method):
         length, obsc = _track_lengths(q, a)
         c = q["F"][:, 0, :]
         use = q["usable"] & np.isfinite(c).all(1)
-        z = np.where(use, np.sqrt(np.nansum((c - ref) ** 2, axis=1)) / spread, 0.0)
+        # Two references must both call a sample unusual: the yard's empty-track colour and
+        # this track's own along-track median (ballast tone drifts along a yard).
+        win = max(int(round(200.0 / a)) | 1, 3)
+        cc = np.where(use[:, None], c, np.nan)
+        roll = np.empty_like(cc)
+        for k in range(cc.shape[1]):
+            col = cc[:, k]
+            fill = np.where(np.isfinite(col), col, np.nanmedian(col) if np.isfinite(col).any() else 0.0)
+            roll[:, k] = median_filter(fill, size=win, mode="nearest")
+        d = np.minimum(np.sqrt(np.nansum((c - ref) ** 2, axis=1)), np.sqrt(np.nansum((c - roll) ** 2, axis=1)))
+        dv = d[use]
+        sp = max(spread, float(np.percentile(dv, 30)) * 2.0 if dv.size > 10 else spread, 0.03 if method == "occupancy" else 0.02)
+        z = np.where(use, d / sp, 0.0)
         if method == "length":
-            occ = _segment.occupied_mask(z, use, step=a, lo=2.5, hi=4.0, close_m=1.5 * gsd, min_run_m=max(2 * gsd, 6.0))
+            occ = _segment.occupied_mask(z, use, step=a, lo=3.0, hi=5.0, close_m=1.5 * gsd, min_run_m=max(2 * gsd, 6.0))
         else:
-            occ = _segment.occupied_mask(z, use, step=a, lo=2.0, hi=3.0, close_m=gsd, min_run_m=gsd)
+            occ = _segment.occupied_mask(z, use, step=a, lo=3.0, hi=5.0, close_m=gsd, min_run_m=gsd)
         runs = _segment.runs_of(occ)
         occ_m = float(occ.sum() * a)
         n = lo_n = hi_n = 0
@@ -515,12 +528,15 @@ def _coarse(per, names, a, gsd, p, method):
                 hi_n += (ell + 2 * gsd) / 10.0
         visible = length * (1 - obsc)
         hidden = length * obsc
-        if method == "occupancy":
-            # At this GSD a car is a fraction of a pixel wide: contrast is weak, so the
-            # honest statement is an occupancy with a wide band.
-            n = int(round(n))
-            lo_n = int(math.floor(lo_n * 0.5))
-            hi_n = int(math.ceil(hi_n * 1.6 + 0.1 * visible / pitch + 1))
+        n = int(round(n))
+        # Below ~1.2 m cars merge with their shadows, their neighbours and the ballast; the
+        # estimate is weak evidence, so the band must hold any plausible truth: down to
+        # under half the estimate, and up to the physical capacity of the visible track
+        # (cars of ~13.5 m pitch on at most 60 % of the drawn length; ladders and
+        # switches hold none).
+        capacity = 0.6 * visible / 13.5
+        lo_n = int(math.floor(min(lo_n, 0.4 * n)))
+        hi_n = int(math.ceil(max(1.5 * hi_n, capacity if method == "occupancy" else 0.5 * capacity + 1.5 * hi_n)))
         occ_frac = occ_m / visible if visible > 0 else 0.0
         hi_n += int(math.ceil(hidden * min(1.0, occ_frac + 0.35) / 13.0)) if hidden > 1.0 else 0
         track_results.append({"name": names[t], "count": int(n), "low": int(min(lo_n, n)), "high": int(max(hi_n, n)),
