@@ -41,6 +41,7 @@ __all__ = [
     "busiest_baseline_scene",
     "claim_scene",
     "comparator_symbol",
+    "detections_figure",
     "evidence_figure",
     "load_results",
     "safe_name",
@@ -72,7 +73,7 @@ CAR_TYPE_COLOURS = {
     "flat": "#F0E442",
     "hopper": "#CC79A7",
     "locomotive": "#D55E00",
-    "unknown": "#FFFFFF",
+    "unknown": "#BBBBBB",
 }
 SIMULATED_LABEL = "SIMULATED IMAGERY"
 COUNT_COLOUR = "#1f3b5c"
@@ -124,10 +125,12 @@ def _has_count(rec: Mapping) -> bool:
 
 
 def _threshold(verdict: Mapping) -> float | None:
+    if verdict.get("verdict") == "not_assessable":
+        return None  # its figure is not a railcar count (containers, shells, ...)
     value = verdict.get("threshold")
     claim = verdict.get("claim") or {}
     # A "comparison" claim's value is a ratio to the baseline, not a count.
-    if value is None and claim.get("kind") != "comparison":
+    if "threshold" not in verdict and claim.get("kind") != "comparison":
         value = claim.get("value")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -195,6 +198,46 @@ def _is_simulated(records: Sequence[Mapping], simulated: bool | None) -> bool:
 # --------------------------------------------------------------------------- series chart
 
 
+def _select(records: Sequence[Mapping], verdicts: Sequence[Mapping], claim_id: str | None) -> tuple[list, list, str | None]:
+    """The records and verdicts one chart shows, and the car type its counts are of.
+
+    The chart of one claim about a car type (``car_type: tank``) plots that type's counts
+    (``by_type``; intervals where the verdict has them). The overview of all claims plots
+    all railcars, so claims about one car type are left out of it.
+    """
+    if claim_id is None:
+        return list(records), [v for v in verdicts if not (v.get("claim") or {}).get("car_type")], None
+    verdicts = [v for v in verdicts if v.get("claim_id") == claim_id]
+    car_type = (verdicts[0].get("claim") or {}).get("car_type") if verdicts else None
+    if not car_type:
+        return list(records), verdicts, None
+    known = {s.get("scene_id"): s for s in verdicts[0].get("scenes") or []}
+    typed = []
+    for rec in records:
+        rec = dict(rec)
+        if rec.get("count") is not None:
+            n = (rec.get("by_type") or {}).get(car_type, 0)
+            entry = known.get(rec.get("scene_id"))
+            if entry and entry.get("count") is not None:
+                n, low, high = entry["count"], entry.get("count_low", entry["count"]), entry.get("count_high", entry["count"])
+            else:
+                low = high = n
+            rec.update(count=n, count_low=low, count_high=high)
+            rec.pop("count_auto", None)
+        typed.append(rec)
+    return typed, verdicts, car_type
+
+
+def _off_scale(verdicts: Sequence[Mapping], records: Sequence[Mapping]) -> tuple[float, set]:
+    """Top of the y axis, and the claims whose thresholds lie far above every count."""
+    top = max([float(r.get("count_high") if r.get("count_high") is not None else r["count"]) for r in records if _has_count(r)] + [1.0])
+    far = {v.get("claim_id") for v in verdicts if (_threshold(v) or 0) > max(2.5 * top, 10)}
+    ymax = max([top] + [_threshold(v) or 0 for v in verdicts if v.get("claim_id") not in far])
+    return ymax, far
+
+
+
+
 def series_figure(
     records: Sequence[Mapping],
     verdicts: Sequence[Mapping] = (),
@@ -224,14 +267,14 @@ def series_figure(
     -------
     matplotlib.figure.Figure
     """
-    if claim_id is not None:
-        verdicts = [v for v in verdicts if v.get("claim_id") == claim_id]
+    simulated = _is_simulated(records, simulated)
+    records, verdicts, car_type = _select(records, verdicts, claim_id)
     fig = Figure(figsize=(10, 5.2), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     ok = [r for r in records if _has_count(r) and _parse_time(r.get("datetime"))]
     failed = [r for r in records if not _has_count(r) and _parse_time(r.get("datetime"))]
-
-    ymax = max([r.get("count_high") or r["count"] for r in ok] + [_threshold(v) or 0 for v in verdicts] + [1])
+    ymax, far = _off_scale(verdicts, records)
+    single = len(verdicts) == 1
     for group, marker, label in ((False, "o", "railcars counted (interval)"), (True, "D", "analyst-reviewed count")):
         rows = [r for r in ok if bool(r.get("reviewed")) == group]
         if not rows:
@@ -267,17 +310,22 @@ def series_figure(
             ax.plot([t0, t1], [base["value"]] * 2, color=BASELINE_COLOUR, lw=1.2, zorder=2)
         thr = _threshold(v)
         label = _claim_label(v)
-        if thr is not None:
+        if thr is not None and v.get("claim_id") in far:
+            # Far above every count: say so at the top instead of squashing the counts.
+            label = f"{label}, off scale ↑"
+            ax.plot([], [], ls="--", color=colour, lw=1.6, label=label)
+        elif thr is not None:
             ax.axhline(thr, color=colour, ls="--", lw=1.6, zorder=2, label=label)
-            ax.annotate(label, xy=(0.005, thr), xycoords=("axes fraction", "data"), xytext=(2, 3),
-                        textcoords="offset points", color=colour, fontsize=8.5, fontweight="bold")
+            if len(verdicts) <= 4:  # more labels than that would overprint each other
+                ax.annotate(label, xy=(0.005, thr), xycoords=("axes fraction", "data"), xytext=(2, 3),
+                            textcoords="offset points", color=colour, fontsize=8.5, fontweight="bold")
         when = _claim_date(v)
         if when is not None:
-            ax.axvline(when, color=colour, ls=":", lw=1.6, zorder=2,
-                       label=f"claim {v.get('claim_id')} date {when:%Y-%m-%d}" if thr is not None else label)
+            date_label = f"claim {v.get('claim_id')} date {when:%Y-%m-%d}" if single else "claim dates (dotted, verdict colour)"
+            ax.axvline(when, color=colour, ls=":", lw=1.6, zorder=2, label=date_label if thr is not None or not single else label)
 
     ax.set_ylim(0, ymax * 1.15 + 1)
-    ax.set_ylabel("railcars in the yard")
+    ax.set_ylabel(f"{car_type} cars in the yard" if car_type else "railcars in the yard")
     ax.xaxis.set_major_locator(mdates.AutoDateLocator())
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.grid(True, axis="y", alpha=0.3)
@@ -285,9 +333,12 @@ def series_figure(
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))  # claims sharing a baseline share its legend entry
     labels, handles = list(unique), list(unique.values())
-    if handles:
+    if len(handles) > 8:  # long legends go below the plot so they do not squeeze it
+        fig.set_size_inches(10, 5.2 + 0.19 * ((len(handles) + 1) // 2))
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8, frameon=False)
+    elif handles:
         ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    if _is_simulated(records, simulated):
+    if simulated:
         _simulated_mark(fig)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
@@ -317,8 +368,9 @@ def series_spec(
     fetched when it renders. ``schema=False`` leaves out the ``$schema`` URL (the site
     embeds specs without any URL in them).
     """
-    if claim_id is not None:
-        verdicts = [v for v in verdicts if v.get("claim_id") == claim_id]
+    simulated = _is_simulated(records, simulated)
+    records, verdicts, car_type = _select(records, verdicts, claim_id)
+    _, far = _off_scale(verdicts, records)
     rows = []
     for r in records:
         if _parse_time(r.get("datetime")) is None:
@@ -346,7 +398,7 @@ def series_spec(
                           "high": base.get("high", base["value"]) if base.get("high") is not None else base["value"],
                           "value": base["value"], "statistic": base.get("statistic")})
         thr = _threshold(v)
-        if thr is not None:
+        if thr is not None and v.get("claim_id") not in far:
             rules.append({"claim_id": v.get("claim_id"), "threshold": thr, "verdict": verdict, "label": _claim_label(v)})
         when = _claim_date(v)
         if when is not None:
@@ -379,7 +431,8 @@ def series_spec(
          "encoding": {"x": x, "y": {"field": "count_low", "type": "quantitative"}, "y2": {"field": "count_high"}}},
         {"transform": [{"filter": "datum.count != null"}],
          "mark": {"type": "point", "filled": True, "size": 60, "color": COUNT_COLOUR},
-         "encoding": {"x": x, "y": {"field": "count", "type": "quantitative", "title": "railcars in the yard"},
+         "encoding": {"x": x, "y": {"field": "count", "type": "quantitative",
+                                    "title": f"{car_type} cars in the yard" if car_type else "railcars in the yard"},
                       "shape": {"field": "kind", "type": "nominal", "title": "count",
                                 "scale": {"domain": ["automatic", "analyst-reviewed", "obscured / failed"],
                                           "range": ["circle", "diamond", "cross"]}},
@@ -412,7 +465,7 @@ def series_spec(
                          "tooltip": [{"field": "claim_id", "title": "claim"}, {"field": "date", "type": "temporal", "title": "claim date"}]},
         })
     heading: dict[str, Any] = {"text": title or "Railcars per scene", "anchor": "start"}
-    if _is_simulated(records, simulated):
+    if simulated:
         heading.update(subtitle=f"{SIMULATED_LABEL}: simulated scenes, not real observations", subtitleColor="#b00020",
                        subtitleFontWeight="bold", subtitleFontSize=13)
     spec: dict[str, Any] = {
@@ -449,7 +502,7 @@ def _read_scene_window(href: str, aoi):
     return read_window(href, aoi, margin_m=20.0)
 
 
-def _detections_px(features: Sequence[Mapping], window) -> list[tuple[str, np.ndarray]]:
+def _detections_px(features: Sequence[Mapping], window) -> list[tuple[str, np.ndarray, Mapping]]:
     from pyproj import CRS, Transformer
     from shapely.geometry import shape
 
@@ -469,7 +522,7 @@ def _detections_px(features: Sequence[Mapping], window) -> list[tuple[str, np.nd
             lon, lat = np.asarray(poly.exterior.coords).T[:2]
             x, y = tr.transform(lon, lat)
             colrow = (inv @ np.vstack([np.asarray(x) - c, np.asarray(y) - f])).T
-            out.append((str((feat.get("properties") or {}).get("car_type") or "unknown"), colrow))
+            out.append((str((feat.get("properties") or {}).get("car_type") or "unknown"), colrow, feat))
     return out
 
 
@@ -510,20 +563,25 @@ CROP_M = 320.0
 
 def _focus(records: Sequence[Mapping], *, base_dir: Path) -> tuple[float, float, float, float] | None:
     """(lon, lat, half_width_m, half_height_m) framing the detections of ``records``."""
+    features: list = []
+    for rec in records:
+        path = base_dir / str(rec.get("detections_file") or "")
+        if rec.get("detections_file") and path.is_file():
+            features += json.loads(path.read_text(encoding="utf-8")).get("features", [])
+    return _focus_on(features)
+
+
+def _focus_on(features: Sequence[Mapping]) -> tuple[float, float, float, float] | None:
     from pyproj import Geod
     from shapely.geometry import shape
 
     pts = []
-    for rec in records:
-        path = base_dir / str(rec.get("detections_file") or "")
-        if not rec.get("detections_file") or not path.is_file():
+    for feat in features:
+        try:
+            c = shape(feat["geometry"]).centroid
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
-        for feat in json.loads(path.read_text(encoding="utf-8")).get("features", []):
-            try:
-                c = shape(feat["geometry"]).centroid
-            except (KeyError, TypeError, ValueError, AttributeError):
-                continue
-            pts.append((c.x, c.y))
+        pts.append((c.x, c.y))
     if not pts:
         return None
     xy = np.array(pts)
@@ -541,7 +599,7 @@ def _focus(records: Sequence[Mapping], *, base_dir: Path) -> tuple[float, float,
     return float(lon0), float(lat0), float(half_w), float(half_h)
 
 
-def _draw_panel(ax, rec: Mapping, heading: str, *, aoi, base_dir: Path, focus=None) -> set:
+def _draw_panel(ax, rec: Mapping, heading: str, *, aoi, base_dir: Path | None, focus=None, features=None) -> set:
     from matplotlib.patches import Polygon as MplPolygon
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
@@ -563,13 +621,15 @@ def _draw_panel(ax, rec: Mapping, heading: str, *, aoi, base_dir: Path, focus=No
         ax.set_facecolor("#eeeeee")
         return set()
     ax.imshow(_to_display(window.image, window.valid), interpolation="nearest")
-    det_path = base_dir / str(rec.get("detections_file") or "")
-    features = []
-    if rec.get("detections_file") and det_path.is_file():
-        features = json.loads(det_path.read_text(encoding="utf-8")).get("features", [])
+    if features is None:
+        features = []
+        det_path = Path(base_dir or ".") / str(rec.get("detections_file") or "")
+        if base_dir is not None and rec.get("detections_file") and det_path.is_file():
+            features = json.loads(det_path.read_text(encoding="utf-8")).get("features", [])
     false_ids = set((rec.get("review") or {}).get("false_detections") or [])
     seen = set()
-    for (car_type, px), feat in zip(_detections_px(features, window), features):
+    drawn = _detections_px(features, window)
+    for car_type, px, feat in drawn:
         colour = CAR_TYPE_COLOURS.get(car_type, CAR_TYPE_COLOURS["unknown"])
         is_false = str((feat.get("properties") or {}).get("detection_id")) in false_ids
         ax.add_patch(MplPolygon(px - 0.5, closed=True, fill=False, ec=colour, lw=1.0, ls=":" if is_false else "-"))
@@ -590,7 +650,7 @@ def _draw_panel(ax, rec: Mapping, heading: str, *, aoi, base_dir: Path, focus=No
             x0, x1, y0, y1 = -0.5, cols - 0.5, -0.5, rows - 0.5
     ax.set_xlim(x0, x1)
     ax.set_ylim(y1, y0)
-    centres = [px.mean(axis=0) for _, px in _detections_px(features, window)] if features else []
+    centres = [px.mean(axis=0) for _, px, _ in drawn]
     in_view = sum(1 for cx_, cy_ in centres if x0 <= cx_ <= x1 and y0 <= cy_ <= y1)
     ax.set_xlabel(f"crop {(x1 - x0) * gsd_w:.0f} × {(y1 - y0) * gsd_w:.0f} m · {in_view} of {len(centres)} detections in view",
                   fontsize=8)
@@ -661,6 +721,54 @@ def evidence_figure(
         fig.text(0.99, 0.985, SIMULATED_LABEL, ha="right", va="top", color="#b00020", fontsize=13, fontweight="bold",
                  bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "#b00020", "lw": 1.5})
     fig.tight_layout(rect=(0, 0.1 if order else 0, 1, 0.93))
+    return fig
+
+
+def detections_figure(
+    record: Mapping,
+    *,
+    aoi,
+    features: Sequence[Mapping] | None = None,
+    base_dir: str | Path | None = None,
+    crop: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """One scene's AOI window with its detections outlined by car type (an analyst's view).
+
+    Parameters
+    ----------
+    record : dict
+        The scene's count record (``source``, ``datetime``, ``gsd_m``, counts).
+    aoi : AOI or str
+    features : list of GeoJSON features, optional
+        Detections (EPSG:4326 polygons); default: read ``base_dir / record["detections_file"]``.
+    base_dir : path, optional
+        The AOI's output folder (``<out>/<aoi>``) when ``features`` is not given.
+    crop : bool
+        Frame the detections (at most ``CROP_M`` metres) rather than the whole window.
+    title : str, optional
+    """
+    from matplotlib.lines import Line2D
+
+    from geo_evidence.aoi import load_aoi
+
+    aoi = aoi if hasattr(aoi, "yard") else load_aoi(aoi)
+    if features is None and base_dir is not None and record.get("detections_file"):
+        path = Path(base_dir) / record["detections_file"]
+        features = json.loads(path.read_text(encoding="utf-8")).get("features", []) if path.is_file() else []
+    features = list(features or [])
+    focus = _focus_on(features) if crop else None
+    fig = Figure(figsize=(9, 7.5), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    types = _draw_panel(ax, record, title or "Detections", aoi=aoi, base_dir=None, focus=focus, features=features)
+    order = [t for t in CAR_TYPE_COLOURS if t in types]
+    if order:
+        fig.legend(handles=[Line2D([], [], color=CAR_TYPE_COLOURS[t], lw=2.5, label=t) for t in order], loc="lower center",
+                   ncol=len(order), title="detections by car type", fontsize=9, title_fontsize=9, frameon=False)
+    if record.get("simulated"):
+        fig.text(0.99, 0.985, SIMULATED_LABEL, ha="right", va="top", color="#b00020", fontsize=13, fontweight="bold",
+                 bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "#b00020", "lw": 1.5})
+    fig.tight_layout(rect=(0, 0.08 if order else 0, 1, 0.95))
     return fig
 
 
