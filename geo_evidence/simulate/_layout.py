@@ -245,11 +245,11 @@ def _dress_car(kind: str, rng: np.random.Generator, season: str) -> dict:
     return d
 
 
-def _place_cuts(cuts, intervals, lengths_of, rng, *, dense: bool):
-    """Assign each cut to a track interval; returns [(track, start_s, cut, lengths)]."""
+def _place_cuts(cuts, intervals, rng, *, dense: bool):
+    """Assign each (cut, lengths) to a track interval; returns [(track, start_s, cut, lengths)]."""
     free = [(name, a, b) for name, ivs in intervals.items() for a, b in ivs]
     placed = []
-    queue = [(cut, lengths_of(cut)) for cut in cuts]
+    queue = list(cuts)
     queue.sort(key=lambda item: -sum(item[1]))
     while queue:
         cut, lengths = queue.pop(0)
@@ -376,8 +376,6 @@ def _clutter(site, tracks_aoi, rng: np.random.Generator) -> dict[str, list]:
                 u += length + 0.4
             else:
                 u += 6.5
-        if row == 1:
-            continue
     return out
 
 
@@ -525,17 +523,11 @@ def plan_scene(
     for track in aoi.tracks:
         others = [o.line for o in aoi.tracks if o.name != track.name]
         intervals[track.name] = _usable_intervals(track.line, others, keep)
-    lengths_cache: dict[int, list[float]] = {}
-
-    def lengths_of(cut):
-        key = id(cut)
-        if key not in lengths_cache:
-            lengths_cache[key] = [_car_length(k, rng_cars) for k in cut]
-        return lengths_cache[key]
-
+    # Car lengths drawn once, in cut order, so the stream never depends on placement.
+    cut_lengths = [[_car_length(k, rng_cars) for k in cut] for cut in cuts]
     capacity = sum(b - a for ivs in intervals.values() for a, b in ivs)
-    demand = sum(sum(lengths_of(c)) + len(c) for c in cuts)
-    placed = _place_cuts(cuts, intervals, lengths_of, rng_cars, dense=demand > 0.35 * capacity)
+    demand = sum(sum(lengths) + len(lengths) for lengths in cut_lengths)
+    placed = _place_cuts(list(zip(cuts, cut_lengths)), intervals, rng_cars, dense=demand > 0.35 * capacity)
     true_tracks = {t.name: misreg(t.line) for t in aoi.tracks}
 
     records = []
@@ -570,9 +562,9 @@ def plan_scene(
         if rec["type"] == "flat" and rec.get("load") != "containers":
             rec["height"] = _HEIGHT["flat"] + 1.2
 
-    site = {k: v for k, v in _site(aoi, tracks_aoi, bounds).items()}
-    site = {k: [_moved(item, misreg) for item in items] for k, items in site.items()}
-    clutter = _clutter(_site(aoi, tracks_aoi, bounds), tracks_aoi, _rng(seed, _S_CLUTTER))
+    site_aoi = _site(aoi, tracks_aoi, bounds)
+    site = {k: [_moved(item, misreg) for item in items] for k, items in site_aoi.items()}
+    clutter = _clutter(site_aoi, tracks_aoi, _rng(seed, _S_CLUTTER))
     clutter = {k: [_moved(item, misreg) for item in items] for k, items in clutter.items()}
     cloud = _cloud_grid(bounds, float(cloud_cover), cloud_bank, _rng(seed, _S_CLOUD))
     footprint = _footprint(bounds, float(nodata_edge), _rng(seed, _S_FOOT))

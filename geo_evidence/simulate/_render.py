@@ -343,7 +343,7 @@ def _draw_boxes(img, items, tf, shape, xs, ys, az, el, rng, season, *, kind):
         shade = np.where(front, 0.7, 1.0)
         shade = np.where(cab & ~front, 1.0, shade)
     # Roofs are never flat paint: weathering blotches and a few vents/skylights.
-    grain = 1 + 0.05 * np.sin(u * 0.9 + v * 0.4) * np.sin(v * 1.7 - u * 0.3)
+    grain = 1 + 0.03 * np.sin(u * 0.21 + v * 0.13) + 0.02 * np.sin(v * 0.5 - u * 0.07)
     if kind == "building":
         vents = (np.mod(u, 7.0) < 0.9) & (np.abs(v) < 0.9)
         shade = np.where(vents, shade * 0.7, shade)
@@ -427,7 +427,9 @@ def _draw_cars(img, cars, tf, shape, xs, ys, az, el, rng):
     if m.any():
         side = np.sign(v[m]) * np.sign(sun_v[m])
         ribs = 1 - 0.05 * (np.mod(u[m], 1.25) < 0.2)
-        roof = col[m] * ((1 + 0.07 * side) * ribs)[:, None] * 1.1
+        # Seen from above a box car is mostly its roof: galvanised grey tinted by the paint.
+        grey = np.array([150, 150, 146], np.float32)
+        roof = (col[m] * 0.45 + grey * 0.55) * ((1 + 0.07 * side) * ribs)[:, None]
         roof = np.where(snow[m][:, None], snow_col * (0.92 + 0.05 * side)[:, None], roof)
         roof[ends[m]] *= 0.8
         col[m] = roof

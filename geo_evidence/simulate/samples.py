@@ -151,7 +151,12 @@ def readme_text() -> str:
     ]
     for aoi_id in SAMPLE_AOIS:
         aoi = load_aoi(aoi_id)
-        lines += [f"## {aoi.name} (`{aoi_id}`)", "", "| scene | date (UTC) | GSD | cars | visible | by type | special |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {aoi.name} (`{aoi_id}`)",
+            "",
+            "| scene | date (UTC) | GSD | cars | visible | by type | sun az/el | shift dx, dy (m), rot | special |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for spec in sample_specs(aoi_id):
             truth = simulate_truth(aoi, **_truth_kwargs(spec["kwargs"]))
             by: dict[str, int] = {}
@@ -159,9 +164,12 @@ def readme_text() -> str:
                 by[t["type"]] = by.get(t["type"], 0) + 1
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
             kw = spec["kwargs"]
+            dx, dy = kw["misregistration_m"]
+            ground = {"summer": "summer ground", "autumn": "bare/brown ground", "snow": "snow"}[kw["season"]]
             lines.append(
                 f"| `{spec['scene_id']}` | {kw['when']:%Y-%m-%d %H:%M} | {kw['gsd_m']:g} m | {len(truth)} | "
-                f"{sum(t['visible'] for t in truth)} | {kinds} | {spec['note'] or kw['season']} |"
+                f"{sum(t['visible'] for t in truth)} | {kinds} | {kw['sun_azimuth']:g}° / {kw['sun_elevation']:g}° | "
+                f"{dx:+.1f}, {dy:+.1f}, {kw['misregistration_deg']:+.2f}° | {spec['note'] or ground} |"
             )
         lines.append("")
     lines += [
