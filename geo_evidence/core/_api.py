@@ -46,7 +46,7 @@ class CountParams:
     register: bool = True
     search_m: float = 7.0
     max_rotation_deg: float = 1.5
-    per_track_m: float = 1.0
+    per_track_m: float = 0.75
     z_high: float = 5.0
     z_low: float = 3.0
     car_pitch_m: float = 15.0
@@ -216,8 +216,9 @@ def count_railcars(
         grid = xy[:, None, :] + nrm[:, None, :] * offsets[None, :, None]
         raw = sample_grid(bands, transform, grid)
         usable = usable_at(xy) & ~excl
+        offimage_m = float((~inside_image(image.shape, transform, xy) & ~excl).sum() * a)
         raw[~usable_at(grid)] = np.nan
-        per.append({"s": s, "xy": xy, "nrm": nrm, "usable": usable, "excl": excl, "tf": transform})
+        per.append({"s": s, "xy": xy, "nrm": nrm, "usable": usable, "excl": excl, "tf": transform, "offimage_m": offimage_m})
         raws.append(raw)
     lo, hi = band_scale(np.concatenate([r[u].reshape(-1, r.shape[-1]) for r, u in zip(raws, (q["usable"] for q in per))]) if any(q["usable"].any() for q in per) else np.zeros((1, bands.nbands)))
     for q, raw in zip(per, raws):
@@ -414,12 +415,14 @@ def _individual(per, names, offsets, a, gsd, p):
                     print("cand", names[t], round(i0 * a, 1), round(ell, 1), "z", round(zc, 1), "l", round(ml, 1), "r", round(mr, 1))
                 if min(ml, mr) < 0.3 * max(ml, mr) and min(ml, mr) < p.z_low:
                     continue  # one-sided: a neighbour's edge or shadow, not a car on this track
+                edge_cut = (i0 > 0 and not q["usable"][i0 - 1]) or (i1 < len(z) and not q["usable"][min(i1, len(z) - 1)])
+                if ell < 8.0 and not edge_cut:
+                    continue  # no freight car is this short; a partial view needs a cloud or edge beside it
                 feats = _classify.car_features(sums, i0, i1, delta + q["bg"][(i0 + i1) // 2], spread)
                 ctype = _classify.classify(ell, feats, gsd=gsd)
                 pen = float(_segment.length_penalty(np.array([ell]))[0])
                 conf = float(np.clip(0.55 + 0.06 * (zc - p.z_high), 0.05, 0.99) * math.exp(-pen / 4.0))
                 # A car cut by the image edge or a cloud is a partial view: lower confidence.
-                edge_cut = (i0 > 0 and not q["usable"][i0 - 1]) or (i1 < len(z) and not q["usable"][min(i1, len(z) - 1)])
                 if edge_cut:
                     conf *= 0.6
                 xy, nrm = q["xy"], q["nrm"]
@@ -446,7 +449,11 @@ def _individual(per, names, offsets, a, gsd, p):
         visible = length * (1 - obsc)
         occ_frac = occ_m / visible if visible > 0 else 0.0
         hidden = length * obsc
-        hidden_high = int(math.ceil(hidden * min(1.0, occ_frac + 0.35) / 13.0)) if hidden > 1.0 else 0
+        off = q["offimage_m"]
+        # Cloud and nodata inside the scene may hide a cut: allow for more than was seen.
+        # Track beyond the image edge: the reader chose the window, so only the
+        # occupancy seen elsewhere on this track is extrapolated.
+        hidden_high = int(math.ceil(max(hidden - off, 0.0) * min(1.0, occ_frac + 0.35) / 13.0 + off * occ_frac / 13.0 - 1e-9)) if hidden > 1.0 else 0
         weak = sum(1 for c in mine if c["det"].confidence < 0.5)
         track_results.append({"name": names[t], "count": n_cars, "low": max(0, n_cars - weak),
                               "high": n_cars + int(math.ceil(0.05 * n_cars)) + hidden_high,

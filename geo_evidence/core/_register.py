@@ -8,8 +8,8 @@ periodicity that a single straight track cannot. Only then is a small per-track 
 refinement allowed.
 
 The evidence is a per-sample "track-ness" profile across each track: a pair of opposite
-lateral edges ~3.2 m apart (a car body, also a ballast bed) and, at fine GSD, a pair of
-rails 1.5 m apart. Profiles are summed over ~20 m chunks; a candidate transform moves each
+lateral edges ~3.2 m apart (a car body, also a ballast bed). (A rail-pair term was tried and
+dropped: it pulled the fit towards rotations.) Profiles are summed over ~20 m chunks; a candidate transform moves each
 chunk laterally by ``normal . (d + theta * J(p - c))``, so scoring thousands of candidates is
 one gather over a (candidates, chunks) array.
 """
@@ -99,8 +99,6 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     for t, (s, xy, nrm) in enumerate(samples):
         F = to_features(raw_all[t], lo, hi)
         sc = _pair_score(F, h, centres_idx, half_car, max(0.5, h), "edge")
-        if gsd <= 0.6:
-            sc = sc + 0.7 * _pair_score(F, h, centres_idx, 0.75, h, "ridge")
         sc = np.nan_to_num(sc)
         chunk = (s // 20.0).astype(int)
         nch = chunk.max() + 1
@@ -120,9 +118,11 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     S = np.vstack(chunk_S)
     if len(S) == 0 or S.sum() <= 0:
         return identity(T, centre)
-    # Compress chunk weights: a shed roof or a container stack must not outvote a track.
-    cap = np.percentile(S, 99)
-    S = np.minimum(S, cap)
+    # Each chunk votes with at most one unit (Hough-like): the many chunks that agree
+    # outvote a few high-contrast distractors (a road with trucks, a shed roof), and
+    # chunks with only noise are scaled down against the typical chunk.
+    peak = S.max(axis=1)
+    S = S / np.maximum(peak, np.percentile(peak, 75))[:, None]
     P = np.vstack(chunk_p) - centre
     N = np.vstack(chunk_n)
     tk = np.concatenate(chunk_t)
@@ -153,7 +153,7 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     g = np.stack(np.meshgrid(d1, d1, th1, indexing="ij"), -1).reshape(-1, 3)
 
     def prior(c):
-        return 1.0 - 0.01 * np.hypot(c[:, 0], c[:, 1]) / search_m - 0.01 * np.abs(c[:, 2]) / max(theta_max, 1e-9)
+        return 1.0 - 0.01 * np.hypot(c[:, 0], c[:, 1]) / search_m - 0.03 * np.abs(c[:, 2]) / max(theta_max, 1e-9)
 
     tot = np.concatenate([score(g[i : i + 2000], Sc).sum(axis=1) for i in range(0, len(g), 2000)])
     tot = tot * prior(g)
@@ -169,6 +169,9 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     ftot = score(fine, Sf).sum(axis=1) * prior(fine)
     bi = int(np.argmax(ftot))
     bc = fine[bi]
+    if __import__("os").environ.get("GEOEV_CORE_DEBUG"):
+        z0 = score(np.zeros((1, 3)), Sf).sum()
+        print("reg best", bc, ftot[bi], "zero", z0, "coarse best", best, "nth", nth)
     base0 = score(np.zeros((1, 3)), Sf).sum()
     # Per-track lateral refinement, small and penalised so a lone track does not wander.
     per = np.zeros(T)
@@ -182,6 +185,11 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
             v = score(bc[None, :], Sf, extra=np.where(sel, dlt, 0.0)[None, :])[0][sel].sum()
             vals.append(v * (1 - 0.08 * abs(dlt) / per_track_m))
         vals = np.array(vals)
-        per[t] = deltas[int(np.argmax(vals))]
+        k = int(np.argmax(vals))
+        at0 = vals[int(np.argmin(np.abs(deltas)))]
+        # Only move a track on clear evidence of its own (a car or rails under it), never
+        # because a neighbour's car edge sits just beside it.
+        if vals[k] > 1.15 * at0:
+            per[t] = deltas[k]
     gain = float(ftot[bi] / max(base0, 1e-9))
     return Registration(np.array(bc[:2], float), float(bc[2]), centre, per, gain)

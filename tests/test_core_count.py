@@ -1,0 +1,187 @@
+"""Behaviour of the image core on tiny scenes from tests/scenes_synthetic.py (exact truth)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from geo_evidence.core import CountResult, count_railcars
+from geo_evidence.errors import CoreInputError, GeoEvidenceError
+
+import scenes_synthetic as S
+
+
+def run(sc, **kw):
+    return count_railcars(sc.image, transform=sc.transform, tracks=sc.tracks, valid=sc.valid, cloud=sc.cloud, **kw)
+
+
+def per_track(res: CountResult) -> dict:
+    return {t.name: t.count for t in res.tracks}
+
+
+def true_per_track(sc) -> dict:
+    out = {f"T{i + 1}": 0 for i in range(len(sc.tracks))}
+    for t in sc.truth:
+        if t["visible"]:
+            out[f"T{t['track'] + 1}"] += 1
+    return out
+
+
+def test_touching_cars_in_a_long_cut_are_split_at_the_couplers():
+    # Ten coupled cars, several of one colour, so only the 1 m gaps and lengths separate them.
+    kinds = ["tank", "tank", "tank", "box", "box", "gondola", "hopper", "tank", "tank", "box"]
+    sc = S.render(n_tracks=3, length_m=220, cars=S.cut(1, 20, kinds), seed=3)
+    res = run(sc)
+    assert res.method == "individual"
+    assert per_track(res)["T2"] == len(kinds)
+    m = S.match(res.detections, sc.truth)
+    assert m["tp"] == len(kinds) and m["fp"] == 0
+
+
+def test_trucks_on_a_parallel_road_and_container_stacks_are_not_counted():
+    cars = S.cut(0, 30, ["box", "tank", "gondola"]) + S.cut(2, 90, ["hopper", "box"])
+    sc = S.render(n_tracks=3, length_m=200, cars=cars, road=True, trucks=[-80, -40, 0, 40, 70],
+                  containers=[(-60, -14.0), (20, -14.0), (50, 16.0)], margin_m=25, seed=4)
+    res = run(sc)
+    assert res.count == len(cars)
+    m = S.match(res.detections, sc.truth)
+    assert m["fp"] == 0
+
+
+@pytest.mark.parametrize("shift,rotation", [((4.0, 0.0), 0.0), ((-4.0, 2.0), 1.0), ((3.0, -3.0), -1.0)])
+def test_misregistered_tracks_still_count_on_the_right_track(shift, rotation):
+    # Cars on the outer tracks only: a one-track slip would move them onto the wrong names.
+    cars = S.cut(0, 20, ["box", "tank", "gondola", "box"]) + S.cut(2, 60, ["tank", "hopper", "box"])
+    sc = S.render(n_tracks=4, length_m=200, cars=cars, shift_m=shift, rotation_deg=rotation, seed=5)
+    res = run(sc)
+    assert per_track(res) == true_per_track(sc)
+
+
+def test_obscured_track_raises_obscured_fraction_and_widens_the_interval():
+    cars = S.cut(0, 10, ["box"] * 5) + S.cut(1, 10, ["tank"] * 6)
+    clear = S.render(n_tracks=2, length_m=200, cars=cars, seed=6)
+    cloudy = S.render(n_tracks=2, length_m=200, cars=cars, cloud_u=(0, 60), seed=6)
+    r_clear, r_cloud = run(clear), run(cloudy)
+    assert r_cloud.obscured_fraction > r_clear.obscured_fraction + 0.15
+    assert r_cloud.status == "partial"
+    assert (r_cloud.high - r_cloud.low) > (r_clear.high - r_clear.low)
+    assert r_cloud.low <= cloudy.n_visible <= r_cloud.high
+    # The hidden cars may be there: the interval must reach the full truth too.
+    assert r_cloud.high >= len(cloudy.truth)
+
+
+def test_nodata_band_counts_as_obscured():
+    cars = S.cut(0, 10, ["box"] * 4)
+    sc = S.render(n_tracks=2, length_m=200, cars=cars, nodata_u=(120, 200), seed=7)
+    res = run(sc)
+    assert res.status == "partial"
+    assert res.tracks[0].obscured_fraction > 0.3
+    assert res.low <= sc.n_visible <= res.high
+
+
+@pytest.mark.parametrize("gsd,method", [(3.0, "length"), (10.0, "occupancy")])
+def test_coarse_gsd_switches_method_and_brackets_the_truth(gsd, method):
+    cars = S.cut(0, 10, ["box"] * 8) + S.cut(2, 40, ["tank"] * 6)
+    sc = S.render(n_tracks=3, length_m=250, gsd_m=gsd, cars=cars, blur_px=0.5, seed=8)
+    res = run(sc)
+    assert res.method == method
+    assert res.detections == []
+    assert res.low <= len(cars) <= res.high
+
+
+def test_empty_tracks_count_zero_with_a_tight_interval():
+    sc = S.render(n_tracks=4, length_m=200, cars=[], seed=9)
+    res = run(sc)
+    assert res.count == 0
+    assert res.high - res.low <= 2
+    assert all(t.count == 0 for t in res.tracks)
+
+
+@pytest.mark.parametrize("pan,dtype", [(False, np.uint8), (True, np.uint16), (False, np.float32), (True, np.float64)])
+def test_any_dtype_and_band_count(pan, dtype):
+    cars = S.cut(0, 15, ["box", "tank", "gondola"]) + S.cut(1, 50, ["hopper", "box"])
+    sc = S.render(n_tracks=2, length_m=150, cars=cars, pan=pan, dtype=dtype, seed=10)
+    assert sc.image.dtype == dtype
+    assert run(sc).count == len(cars)
+
+
+def test_four_band_image_uses_the_first_three():
+    cars = S.cut(0, 15, ["box", "tank", "gondola"])
+    sc = S.render(n_tracks=2, length_m=150, cars=cars, seed=11)
+    nir = np.full(sc.image.shape[:2] + (1,), 200, np.uint8)
+    res = count_railcars(np.concatenate([sc.image, nir], axis=2), transform=sc.transform, tracks=sc.tracks)
+    assert res.count == len(cars)
+
+
+@pytest.mark.parametrize("bearing", [0.0, 37.0, 90.0, 145.0, 251.0])
+def test_any_bearing(bearing):
+    cars = S.cut(0, 15, ["box", "tank", "gondola", "box"]) + S.cut(2, 40, ["tank", "hopper"])
+    sc = S.render(n_tracks=3, length_m=180, bearing_deg=bearing, cars=cars, seed=12)
+    res = run(sc)
+    assert per_track(res) == true_per_track(sc)
+
+
+def test_tracks_running_past_the_image_are_partly_obscured():
+    sc = S.render(n_tracks=2, length_m=150, cars=S.cut(0, 20, ["box", "box"]), seed=13)
+    # The renderer hands over lines 30 m longer than the image at each end.
+    res = run(sc)
+    assert res.count == 2
+    # 10 m beyond each image edge, of 210 m of line.
+    assert res.tracks[0].obscured_fraction == pytest.approx(20 / 210, abs=0.02)
+
+
+def test_result_is_json_ready_and_polygons_lie_on_the_cars():
+    cars = S.cut(1, 20, ["box", "tank"])
+    sc = S.render(n_tracks=2, length_m=120, cars=cars, seed=14)
+    res = run(sc, track_names=["east", "west"])
+    d = json.loads(json.dumps(res.to_dict()))
+    assert d["count"] == 2 and d["tracks"][1]["name"] == "west"
+    assert {det["track"] for det in d["detections"]} == {"west"}
+    for det in res.detections:
+        assert det.polygon_px.shape[1] == 2 and det.polygon_map.shape[1] == 2
+        assert 8.0 < det.length_m < 22.0
+
+
+def test_excluded_polygon_is_not_analysed():
+    cars = S.cut(0, 10, ["box", "box", "box"])
+    sc = S.render(n_tracks=1, length_m=160, cars=cars, seed=15)
+    line = sc.true_tracks[0]
+    # Exclude a box around the first car (u from -80 to -64 along the track).
+    u = (line[-1] - line[0]) / np.hypot(*(line[-1] - line[0]))
+    v = np.array([-u[1], u[0]])
+    c0 = line[0] + u * (30 + 10 + 8)
+    ring = np.array([c0 - 9 * u - 4 * v, c0 + 9 * u - 4 * v, c0 + 9 * u + 4 * v, c0 - 9 * u + 4 * v, c0 - 9 * u - 4 * v])
+    res = run(sc, excludes=[ring])
+    assert res.count == 2
+
+
+def _bad(**override):
+    sc = S.render(n_tracks=1, length_m=60, cars=[], seed=16)
+    kw = dict(transform=sc.transform, tracks=sc.tracks)
+    kw.update(override)
+    image = kw.pop("image", sc.image)
+    return image, kw
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ({"valid": np.ones((3, 3), bool)}, "valid mask"),
+        ({"cloud": np.ones((5, 4), bool)}, "cloud mask"),
+        ({"transform": (0.5, 0, np.nan, 0, -0.5, 0)}, "transform"),
+        ({"transform": (0, 0, 0, 0, 0, 0)}, "singular"),
+        ({"tracks": []}, "no tracks"),
+        ({"tracks": [np.array([[0.0, 0.0]])]}, "track 0"),
+        ({"tracks": [np.array([[0.0, 0.0], [np.inf, 1.0]])]}, "non-finite"),
+        ({"track_names": ["a", "b"]}, "track_names"),
+        ({"image": np.zeros(10)}, "image must be"),
+        ({"excludes": [np.zeros((2, 2))]}, "exclude 0"),
+    ],
+)
+def test_bad_inputs_raise_core_input_error_with_a_clear_message(override, needle):
+    image, kw = _bad(**override)
+    with pytest.raises(CoreInputError, match=needle) as info:
+        count_railcars(image, **kw)
+    assert isinstance(info.value, GeoEvidenceError) and isinstance(info.value, ValueError)
