@@ -23,7 +23,7 @@ from geo_evidence.simulate._layout import SceneLayout
 __all__ = ["render_layout"]
 
 _GROUND = {
-    "summer": {"grass": (86, 102, 60), "soil": (128, 118, 98), "trees": (44, 62, 38), "field": (118, 128, 72), "ballast": (124, 118, 108), "water": (38, 58, 62), "road": (92, 92, 95), "concrete": (172, 170, 162)},
+    "summer": {"grass": (86, 102, 60), "soil": (128, 118, 98), "trees": (44, 62, 38), "field": (108, 120, 74), "ballast": (124, 118, 108), "water": (38, 58, 62), "road": (92, 92, 95), "concrete": (172, 170, 162)},
     "autumn": {"grass": (132, 118, 82), "soil": (138, 122, 100), "trees": (104, 78, 46), "field": (160, 140, 98), "ballast": (120, 114, 104), "water": (40, 56, 62), "road": (92, 92, 95), "concrete": (168, 166, 158)},
     "snow": {"grass": (220, 223, 229), "soil": (214, 216, 222), "trees": (92, 94, 96), "field": (226, 228, 234), "ballast": (186, 186, 190), "water": (196, 202, 210), "road": (150, 150, 154), "concrete": (214, 216, 220)},
 }
@@ -107,11 +107,17 @@ def render_layout(
     img = pal["grass"] * (1 - mix) + pal["soil"] * mix
     img *= (1 + 0.05 * n_mid + 0.04 * n_small)[..., None]
     site, clutter = layout.site, layout.clutter
-    lab = _burn([(f["poly"], 1) for f in site["fields"] if not f["trees"]], shape, tf)
-    if lab.any():
-        fld = lab == 1
-        # Crop rows: a faint stripe along the field's long axis.
-        img[fld] = pal["field"] * (1 + 0.06 * n_mid[fld, None] + 0.03 * n_small[fld, None])
+    fields = [f for f in site["fields"] if not f["trees"]]
+    lab = _burn([(f["poly"], i + 1) for i, f in enumerate(fields)], shape, tf, dtype="int32")
+    rows, cols = np.nonzero(lab)
+    if rows.size:
+        ids = lab[rows, cols] - 1
+        # Each field its own crop (tone) and row direction; rows ~3 m apart show as stripes.
+        tone = rng.uniform(0.8, 1.15, (len(fields), 3)).astype(np.float32)
+        ang = np.array([_long_axis(f["poly"]) for f in fields])[ids]
+        along = xs[cols] * np.sin(ang) - ys[rows] * np.cos(ang)
+        stripes = 1 + 0.05 * np.sin(2 * np.pi * along / 3.0)
+        img[rows, cols] = pal["field"] * tone[ids] * (stripes + 0.05 * n_mid[rows, cols] + 0.03 * n_small[rows, cols])[:, None]
     _draw_trees(img, site, layout.bounds, xs, ys, res, svec, pal, rng)
     water = _burn([(w["line"].buffer(w["width"] / 2), 1) for w in site["water"]], shape, tf).astype(bool)
     img[water] = pal["water"] * (1 + 0.03 * n_mid[water, None])
@@ -200,6 +206,13 @@ def render_layout(
     image[~valid] = 0
     cloud = None if cloud_alpha is None else (cloud_alpha > 0.5) & valid
     return {"image": image, "valid": valid, "cloud": cloud, "transform": out_tf}
+
+
+def _long_axis(poly) -> float:
+    """Angle (radians) of a rectangle's first edge."""
+    ring = np.asarray(poly.exterior.coords)
+    e = ring[1] - ring[0]
+    return math.atan2(e[1], e[0])
 
 
 def _shift(mask: np.ndarray, dr: int, dc: int) -> np.ndarray:
