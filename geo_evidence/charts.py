@@ -9,7 +9,8 @@
   baseline side by side with the detections drawn, a scale bar and a north arrow.
 - :func:`write_charts` writes all of them for one AOI's results (``geoev chart``).
 
-Only the Agg backend is used: the charts are files, never windows.
+Figures use matplotlib's object API (no pyplot, no global backend change) and are saved
+through the Agg canvas; in a notebook they display inline.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.dates as mdates
+import numpy as np
+# Figures are built with the object API and saved through the Agg canvas: no pyplot, no
+# global backend switch (a notebook keeps its inline backend), no display needed.
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never needs a display
-
-import matplotlib.dates as mdates  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from geo_evidence.errors import GeoEvidenceError, SceneSourceError  # noqa: E402
+from geo_evidence.errors import GeoEvidenceError, SceneSourceError
 
 __all__ = [
     "CAR_TYPE_COLOURS",
@@ -761,6 +761,10 @@ def detections_figure(
     fig = Figure(figsize=(9, 7.5), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     types = _draw_panel(ax, record, title or "Detections", aoi=aoi, base_dir=None, focus=focus, features=features)
+    x0, x1 = ax.get_xlim()
+    y1, y0 = ax.get_ylim()
+    aspect = abs(y1 - y0) / max(abs(x1 - x0), 1e-9)
+    fig.set_size_inches(9, min(max(8.2 * aspect + 1.8, 3.8), 10))  # fit the frame to the crop
     order = [t for t in CAR_TYPE_COLOURS if t in types]
     if order:
         fig.legend(handles=[Line2D([], [], color=CAR_TYPE_COLOURS[t], lw=2.5, label=t) for t in order], loc="lower center",
