@@ -783,10 +783,12 @@ def load_results(aoi, *, out_dir: str | Path = "geoev-out", compute: bool = True
     """Everything the charts and the site show for one AOI, from ``out_dir/<aoi>/``.
 
     Returns a dict: ``aoi`` (AOI), ``dir`` (Path), ``records`` (reviews applied),
-    ``simulated``, ``verdicts`` (from ``verdicts.json``, else evaluated from the AOI's
-    claims file when the claims module is present), ``manifest`` (dict or None) and
-    ``reviews`` (list). With ``compute`` and no ``counts.json``, the count is run first
-    (:func:`geo_evidence.pipeline.ensure_counts`).
+    ``simulated``, ``verdicts``, ``manifest`` (dict or None) and ``reviews`` (list).
+
+    With ``compute``, the count is run first when there is no ``counts.json``
+    (:func:`geo_evidence.pipeline.ensure_counts`) and the claims of the AOI's claims file
+    (``<aoi>.claims.json`` beside the AOI file) are evaluated on the reviewed records.
+    Without it, or when the AOI has no claims file, ``verdicts.json`` is used as written.
     """
     from geo_evidence.aoi import load_aoi
     from geo_evidence.review import apply_reviews, load_reviews
@@ -812,15 +814,18 @@ def load_results(aoi, *, out_dir: str | Path = "geoev-out", compute: bool = True
 
     verdicts: list[dict] = []
     vpath = adir / "verdicts.json"
-    if vpath.is_file():
+    # With compute, judge the claims afresh on the (reviewed) records so that a review or
+    # an edited claims file shows at once; otherwise publish verdicts.json as it stands.
+    fresh = _evaluate(aoi, records) if compute else None
+    if fresh:
+        verdicts = fresh
+    elif vpath.is_file():
         try:
             verdicts = json.loads(vpath.read_text(encoding="utf-8"))["verdicts"]
         except (ValueError, KeyError, TypeError) as exc:
             raise SceneSourceError(f"verdicts file {str(vpath)!r} is unreadable ({exc}); re-run `geoev claims check --aoi {aoi.id}`.") from None
         if reviews and (adir / "review.json").stat().st_mtime > vpath.stat().st_mtime:
             log.warning("%s is older than review.json; re-run `geoev claims check --aoi %s` to use the reviewed counts", vpath, aoi.id)
-    elif compute:
-        verdicts = _evaluate(aoi, records)
     manifest = None
     if (adir / "manifest.json").is_file():
         try:
@@ -832,16 +837,12 @@ def load_results(aoi, *, out_dir: str | Path = "geoev-out", compute: bool = True
 
 
 def _evaluate(aoi, records: list[dict]) -> list[dict]:
-    try:
-        from geo_evidence import claims as claims_mod
-    except ImportError:
-        return []
+    from geo_evidence.claims import evaluate_claims, load_claims
+
     path = aoi.path.with_name(f"{aoi.id}.claims.json") if aoi.path else None
     if path is None or not path.is_file():
         return []
-    loader = getattr(claims_mod, "load_claims", None)
-    claims = loader(path) if loader else json.loads(path.read_text(encoding="utf-8"))["claims"]
-    return list(claims_mod.evaluate_claims(claims, records))
+    return list(evaluate_claims(load_claims(path), records))
 
 
 def _save(fig: Figure, path: Path, **kwargs) -> Path:
