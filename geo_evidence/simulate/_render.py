@@ -403,8 +403,8 @@ def _draw_cars(img, cars, tf, shape, xs, ys, az, el, rng):
         hz = sin_el + 1.0
         hn = np.hypot(hv, hz)
         t_h = hv / hn
-        spec = np.exp(-(((t - t_h) / 0.09) ** 2)) * per_car(lambda c: c["specular"])[m]
-        body = col[m] * (0.35 + 0.8 * lam)[:, None] + (120 * spec)[:, None]
+        spec = np.exp(-(((t - t_h) / 0.13) ** 2)) * per_car(lambda c: c["specular"])[m]
+        body = col[m] * (0.35 + 0.8 * lam)[:, None] + (150 * spec)[:, None]
         # Walkway/frame visible beyond the barrel at the car ends and sides.
         rim = (np.abs(v[m]) > hw[m] * 0.93) | ends[m]
         body[rim] = np.array([50, 48, 46], np.float32)
@@ -442,7 +442,10 @@ def _draw_cars(img, cars, tf, shape, xs, ys, az, el, rng):
         ribs = 1 - 0.05 * (np.mod(u[m], 1.25) < 0.2)
         # Seen from above a box car is mostly its roof: galvanised grey tinted by the paint.
         grey = np.array([150, 150, 146], np.float32)
-        roof = (col[m] * 0.45 + grey * 0.55) * ((1 + 0.07 * side) * ribs)[:, None]
+        roof = (col[m] * 0.6 + grey * 0.4) * ((1 + 0.07 * side) * ribs)[:, None]
+        # Roof edges: the eaves and the top of the side wall read as a darker outline.
+        eave = np.abs(v[m]) > hw[m] - 0.3
+        roof[eave] *= 0.7
         roof = np.where(snow[m][:, None], snow_col * (0.92 + 0.05 * side)[:, None], roof)
         roof[ends[m]] *= 0.8
         col[m] = roof
