@@ -129,3 +129,21 @@ def test_rerendered_scene_has_the_committed_pixels():
     assert committed.shape == scene.image.shape
     assert np.array_equal(mask, scene.valid)
     assert np.array_equal(committed, scene.image)
+
+
+def test_samples_command_regenerates_identical_files(tmp_path):
+    """`geoev simulate samples` rebuilds an AOI's tiles byte for byte, leaving no temp folders."""
+    from click.testing import CliRunner
+
+    from geo_evidence.cli import main
+
+    res = CliRunner().invoke(main, ["simulate", "samples", "--out", str(tmp_path), "--aoi", "khasan"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["khasan"]
+    fresh = {p.relative_to(tmp_path / "khasan"): p.read_bytes() for p in (tmp_path / "khasan").rglob("*") if p.is_file()}
+    committed = {p.relative_to(ROOT / "khasan"): p.read_bytes() for p in (ROOT / "khasan").rglob("*") if p.is_file()}
+    assert sorted(fresh) == sorted(committed)
+    changed = [str(k) for k in fresh if fresh[k] != committed[k]]
+    assert not changed, f"regenerate with `geoev simulate samples`: {changed}"
+    bad = CliRunner().invoke(main, ["simulate", "samples", "--out", str(tmp_path), "--aoi", "nowhere"])
+    assert bad.exit_code == 2 and "--aoi" in bad.output

@@ -17,7 +17,7 @@ import shapely
 from click.testing import CliRunner
 from pyproj import CRS, Transformer
 from shapely import affinity
-from shapely.geometry import LineString, Polygon, box
+from shapely.geometry import Polygon, box
 
 from geo_evidence.aoi import load_aoi
 from geo_evidence.errors import GeoEvidenceError, SimulationError

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from pyproj import CRS, Transformer

@@ -18,7 +18,7 @@ from rasterio.transform import Affine
 from scipy import ndimage
 from shapely import affinity
 
-from geo_evidence.simulate._layout import SceneLayout
+from geo_evidence.simulate._layout import _LOAD, SceneLayout
 
 __all__ = ["render_layout"]
 
@@ -418,8 +418,6 @@ def _draw_cars(img, cars, tf, shape, xs, ys, az, el, rng):
     if m.any():
         wall = (np.abs(v[m]) > hw[m] - 0.22) | (np.abs(u[m]) > hl[m] - 0.25)
         load_name = per_car(lambda c: c["load"] or "empty", dtype=object)[m]
-        from geo_evidence.simulate._layout import _LOAD
-
         load_col = np.array([_LOAD[n] for n in load_name], np.float32)
         heaps = 1 + 0.16 * np.cos(2 * np.pi * u[m] / (L[m] / 3)) * (load_name != "empty") + 0.08 * np.cos(v[m] * 2.2)
         inner = load_col * heaps[:, None]
