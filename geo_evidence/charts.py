@@ -437,11 +437,13 @@ def series_spec(
                                 "scale": {"domain": ["automatic", "analyst-reviewed", "obscured / failed"],
                                           "range": ["circle", "diamond", "cross"]}},
                       "tooltip": tooltip}},
-        {"transform": [{"filter": "datum.count == null"}, {"calculate": "0", "as": "zero"}],
-         "mark": {"type": "point", "size": 80, "color": "#666666", "filled": True},
-         "encoding": {"x": x, "y": {"field": "zero", "type": "quantitative"},
-                      "shape": {"field": "kind", "type": "nominal"}, "tooltip": tooltip}},
     ]
+    if any(r["count"] is None for r in rows):  # an empty layer makes Vega warn about its extent
+        layers.append(
+            {"transform": [{"filter": "datum.count == null"}, {"calculate": "0", "as": "zero"}],
+             "mark": {"type": "point", "size": 80, "color": "#666666", "filled": True},
+             "encoding": {"x": x, "y": {"field": "zero", "type": "quantitative"},
+                          "shape": {"field": "kind", "type": "nominal"}, "tooltip": tooltip}})
     if rules:
         layers.append({
             "data": {"values": rules},
@@ -715,12 +717,13 @@ def evidence_figure(
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), title="detections by car type",
                    fontsize=9, title_fontsize=9, frameon=False, facecolor="white")
     verdict_name = VERDICT_LABELS.get(verdict.get("verdict"), str(verdict.get("verdict")))
-    fig.suptitle(f"Evidence for claim {verdict.get('claim_id')}: {verdict_name}", x=0.01, ha="left", fontsize=12,
+    # Two short lines: a long claim id must not run under the SIMULATED label.
+    fig.suptitle(f"Evidence · {verdict_name}\nclaim {verdict.get('claim_id')}", x=0.01, ha="left", fontsize=11,
                  color=VERDICT_COLOURS.get(verdict.get("verdict"), "black"), fontweight="bold")
     if _is_simulated([r for r, _ in panels], simulated):
         fig.text(0.99, 0.985, SIMULATED_LABEL, ha="right", va="top", color="#b00020", fontsize=13, fontweight="bold",
                  bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "#b00020", "lw": 1.5})
-    fig.tight_layout(rect=(0, 0.1 if order else 0, 1, 0.93))
+    fig.tight_layout(rect=(0, 0.1 if order else 0, 1, 0.91))
     return fig
 
 

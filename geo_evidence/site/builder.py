@@ -205,7 +205,7 @@ def _rel(path: Path, start: Path) -> str:
 def _claim_view(verdict: Mapping, records: Sequence[Mapping], charts: Mapping, page_dir: Path) -> dict:
     claim = verdict.get("claim") or {}
     cid = str(verdict.get("claim_id"))
-    scene = claim_scene(verdict, records)
+    scene = claim_scene(verdict, records) if claim.get("date") else None  # a period claim has no claim date
     busiest = busiest_baseline_scene(verdict, records)
     threshold = verdict.get("threshold")
     if threshold is None and claim.get("kind") != "comparison":
