@@ -15,8 +15,6 @@ from geo_evidence.core._register import identity, register
 from geo_evidence.core._ribbon import band_scale, band_views, inside_image, sample_grid, sample_mask, to_features
 from geo_evidence.core._validate import validate_inputs
 
-_DBG = bool(__import__("os").environ.get("GEOEV_CORE_DEBUG"))
-
 __all__ = ["CountParams", "CountResult", "Detection", "TrackCount", "count_railcars"]
 
 
@@ -357,8 +355,6 @@ def _individual(per, names, offsets, a, gsd, p):
                     # digitised in opposite directions and with curves.
                     nm = q["nrm"][s0:s1].mean(axis=0)
                     bright_sides.append(-np.sign(sl - sr) * nm / max(float(np.hypot(*nm)), 1e-9))
-                    if _DBG:
-                        print("vote", names[t], s0 * a, s1 * a, round(cl, 3), round(sl, 3), round(sr, 3))
         q["runs"] = runs
     # Which side do car shadows fall on (relative to each track's left normal)? The bright
     # cars tell: their own shadow darkens one strip. Tracks share one direction in a yard,
@@ -368,6 +364,21 @@ def _individual(per, names, offsets, a, gsd, p):
         m = np.mean(bright_sides, axis=0)
         if float(np.hypot(*m)) > 0.3:
             shadow_dir = m / float(np.hypot(*m))
+    # A car stands up: on its anti-sun side lies its own shadow. Where the sun side is
+    # known, a dark anti-sun strip next to a faint body lifts the car-ness of pale cars
+    # that barely differ from the ballast (haze, snow, autumn light).
+    if shadow_dir.any():
+        for q in per:
+            dots = q["nrm"] @ shadow_dir
+            as_l = np.where(dots > 0.3, q["sl"][:, 0], np.where(dots < -0.3, q["sr"][:, 0], np.nan))
+            sun_l = np.where(dots > 0.3, q["sr"][:, 0], np.where(dots < -0.3, q["sl"][:, 0], np.nan))
+            shade = np.nan_to_num((sun_l - as_l) / q["spread"])
+            z = q["z"]
+            boost = np.where(z > 2.0, 0.5 * np.clip(shade - 3.0, 0.0, 12.0), 0.0)
+            if boost.any():
+                q["z"] = z + boost
+                q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
+                q["runs"] = _run_stats(q, q["occ"])
     track_results, detections, cands = [], [], []
     for t, q in enumerate(per):
         z, occ, delta, spread = q["z"], q["occ"].copy(), q["delta"], q["spread"]
@@ -393,12 +404,8 @@ def _individual(per, names, offsets, a, gsd, p):
             dists = [float(np.sqrt(np.nansum((h - v) ** 2))) for h, v in pairs]
             # Side unknown: only a run immersed in shadow on both sides is rejected.
             dist = min(dists) if shadow_side != 0 else max(dists)
-            if _DBG:
-                print("dark-run", names[t], s0 * a, s1 * a, "c", np.round(cv[0], 3), np.round(cv[1], 3), "sl", np.round(slv, 3), "sr", np.round(srv, 3), "side", shadow_side, "dist", round(dist, 3), "depth", round(depth, 3), "spread", round(spread, 3))
             if dist < max(0.15 * depth, 1.5 * spread):
                 occ[s0:s1] = False
-                if _DBG:
-                    print("shadow-reject", names[t], s0 * a, s1 * a, round(cl, 3), round(sl, 3), round(sr, 3), "dist", round(dist, 3), "depth", round(depth, 3))
         gap = _segment.gap_score(z, np.nan_to_num(q["c"]), step=a, sigma=spread)
         zl, zr = q["zl"], q["zr"]
         q["occ_final"] = occ
@@ -411,8 +418,6 @@ def _individual(per, names, offsets, a, gsd, p):
                     continue
                 zc = float(np.mean(z[i0:i1]))
                 ml, mr = float(np.mean(zl[i0:i1])), float(np.mean(zr[i0:i1]))
-                if _DBG:
-                    print("cand", names[t], round(i0 * a, 1), round(ell, 1), "z", round(zc, 1), "l", round(ml, 1), "r", round(mr, 1))
                 if min(ml, mr) < 0.3 * max(ml, mr) and min(ml, mr) < p.z_low:
                     continue  # one-sided: a neighbour's edge or shadow, not a car on this track
                 edge_cut = (i0 > 0 and not q["usable"][i0 - 1]) or (i1 < len(z) and not q["usable"][min(i1, len(z) - 1)])
@@ -459,6 +464,23 @@ def _individual(per, names, offsets, a, gsd, p):
                               "high": n_cars + int(math.ceil(0.05 * n_cars)) + hidden_high,
                               "length_m": length, "obscured_fraction": obsc, "occupied_m": occ_m, "hidden_high": hidden_high})
     return track_results, detections
+
+
+def _run_stats(q: dict, occ: np.ndarray) -> list:
+    """Mean colours of the centre, the two body halves and the two side strips per run."""
+    import warnings
+
+    runs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for s0, s1 in _segment.runs_of(occ):
+            cv = np.nanmean(q["c"][s0:s1], axis=0)
+            slv = np.nanmean(q["sl"][s0:s1], axis=0)
+            srv = np.nanmean(q["sr"][s0:s1], axis=0)
+            hlv = np.nanmean(q["hl"][s0:s1], axis=0)
+            hrv = np.nanmean(q["hr"][s0:s1], axis=0)
+            runs.append([s0, s1, float(cv[0]), float(slv[0]), float(srv[0]), (hlv, hrv), slv, srv])
+    return runs
 
 
 def _suppress_overlaps(cands: list) -> list:

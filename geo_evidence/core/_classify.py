@@ -52,19 +52,28 @@ def car_features(sums: dict, i0: int, i1: int, bg: np.ndarray, sigma: float) -> 
 
 
 def classify(length_m: float, feats: dict, *, gsd: float) -> str:
-    """Rule-based type guess; ``unknown`` when the evidence does not single one out."""
+    """Rule-based type guess; ``unknown`` when the evidence does not single one out.
+
+    Physical cues, in order: length (locomotives are long; tank cars short), a dark
+    lengthwise trough between two bright slopes (hopper), bright containers of several
+    colours along a low deck (flat), a bright specular line along a short body (tank), an
+    open top darker than the ballast (gondola), then length alone (box cars are longest).
+    """
     if gsd > 1.2:
         return "unknown"
+    stripe, lum, chroma, tex = feats["stripe"], feats["lum"], feats["chroma"], feats["along_tex"]
     if length_m >= 18.5:
-        return "locomotive" if feats["along_tex"] < 3.0 else "flat"
-    if feats["stripe"] > 2.0 and length_m < 14.5:
-        return "tank"
-    if feats["rim"] > 2.0:
-        return "gondola"
-    if feats["along_tex"] > 4.0:
-        return "flat"
-    if 14.3 <= length_m < 18.5:
-        return "box"
-    if 11.0 <= length_m < 14.3:
+        return "flat" if (chroma > 0.2 or tex > 3.0) else "locomotive"
+    if stripe <= -1.5:
         return "hopper"
-    return "unknown"
+    if chroma >= 0.22 and tex >= 1.2:
+        return "flat"
+    if stripe >= 1.0 and length_m < 13.5:
+        return "tank"
+    if lum < -2.0:
+        return "gondola"
+    if length_m >= 14.6:
+        return "box"
+    if length_m < 13.0:
+        return "tank"
+    return "gondola"

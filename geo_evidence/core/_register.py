@@ -98,7 +98,7 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     lo, hi = band_scale(np.concatenate([r.reshape(-1, r.shape[-1]) for r in raw_all]))
     for t, (s, xy, nrm) in enumerate(samples):
         F = to_features(raw_all[t], lo, hi)
-        sc = _pair_score(F, h, centres_idx, half_car, max(0.5, h), "edge")
+        sc = _pair_score(F, h, centres_idx, half_car, max(0.5, h, 0.75 * gsd), "edge")
         sc = np.nan_to_num(sc)
         chunk = (s // 20.0).astype(int)
         nch = chunk.max() + 1
@@ -157,7 +157,16 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
 
     tot = np.concatenate([score(g[i : i + 2000], Sc).sum(axis=1) for i in range(0, len(g), 2000)])
     tot = tot * prior(g)
-    best = g[np.argsort(tot)[-3:]]
+    # Keep the best few distinct coarse cells: the coarse grid can rank the true cell
+    # below a wrong one when the true optimum falls between grid points.
+    order = np.argsort(tot)[::-1]
+    best = []
+    for i in order:
+        c = g[i]
+        if all(np.hypot(*(c[:2] - b[:2])) > 1.5 or abs(c[2] - b[2]) > 1e-9 for b in best):
+            best.append(c)
+        if len(best) >= 8:
+            break
     dth = (th1[1] - th1[0]) if nth > 1 else 0.0
     fine = []
     for b in best:
@@ -169,9 +178,6 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     ftot = score(fine, Sf).sum(axis=1) * prior(fine)
     bi = int(np.argmax(ftot))
     bc = fine[bi]
-    if __import__("os").environ.get("GEOEV_CORE_DEBUG"):
-        z0 = score(np.zeros((1, 3)), Sf).sum()
-        print("reg best", bc, ftot[bi], "zero", z0, "coarse best", best, "nth", nth)
     base0 = score(np.zeros((1, 3)), Sf).sum()
     # Per-track lateral refinement, small and penalised so a lone track does not wander.
     per = np.zeros(T)

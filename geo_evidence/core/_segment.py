@@ -87,7 +87,7 @@ def occupied_mask(z: np.ndarray, usable: np.ndarray, *, step: float, lo: float, 
 def length_penalty(ell: np.ndarray) -> np.ndarray:
     """Cost of a car of length ell (m): zero for ordinary freight cars, growing outside."""
     ell = np.asarray(ell, float)
-    pen = (np.maximum(10.0 - ell, 0.0) / 1.2) ** 2 + (np.maximum(ell - 21.0, 0.0) / 5.0) ** 2
+    pen = (np.maximum(10.5 - ell, 0.0) / 1.2) ** 2 + (np.maximum(ell - 20.0, 0.0) / 4.0) ** 2
     return np.where(ell > 38.0, 1e6, pen)
 
 
@@ -125,7 +125,7 @@ def split_run(gap: np.ndarray, step: float, *, cut_weight: float = 4.0, cut_thre
         if j1 <= j0:
             continue
         ell = x_m[i] - x_m[j0:j1]
-        cand = best[j0:j1] - ((np.maximum(10.0 - ell, 0.0) / 1.2) ** 2 + (np.maximum(ell - 21.0, 0.0) / 5.0) ** 2)
+        cand = best[j0:j1] - length_penalty(ell)
         j = int(np.argmax(cand))
         if not np.isfinite(cand[j]):
             continue
@@ -161,7 +161,17 @@ def gap_score(z: np.ndarray, colour: np.ndarray, *, step: float, sigma: float) -
     # Colour change is broad (over +-k); keep only its local maxima so the cut lands on the edge.
     is_peak = change >= maximum_filter1d(change, 2 * k + 1, mode="nearest") - 1e-9
     change = np.where(is_peak, change, change * 0.5)
-    return np.maximum(dip, 0.8 * change)
+    # A coupler gap is a narrow line across the track (ballast or shadow between two car
+    # ends), darker or brighter than both neighbours: a thin valley/ridge of ~1 m.
+    kk = max(int(round(0.9 / step)), 1)
+    lum = colour[:, 0]
+    lp = np.pad(lum, kk, mode="edge")
+    left_v, right_v = lp[: -2 * kk], lp[2 * kk :]
+    valley = np.minimum(left_v - lum, right_v - lum)
+    ridge = np.minimum(lum - left_v, lum - right_v)
+    thin = np.clip(np.maximum(valley, ridge) / max(sigma, 1e-6) / 6.0, 0, 1)
+    thin = np.where(thin >= maximum_filter1d(thin, 2 * kk + 1, mode="nearest") - 1e-9, thin, 0.0)
+    return np.maximum(np.maximum(dip, 0.8 * change), thin)
 
 
 def local_min(x: np.ndarray, size: int) -> np.ndarray:
