@@ -165,7 +165,7 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
         c = g[i]
         if all(np.hypot(*(c[:2] - b[:2])) > 1.5 or abs(c[2] - b[2]) > 1e-9 for b in best):
             best.append(c)
-        if len(best) >= 8:
+        if len(best) >= 5:
             break
     dth = (th1[1] - th1[0]) if nth > 1 else 0.0
     fine = []
@@ -182,19 +182,18 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     # Per-track lateral refinement, small and penalised so a lone track does not wander.
     per = np.zeros(T)
     deltas = np.arange(-per_track_m, per_track_m + 1e-9, h)
+    # All tracks and all deltas in one gather: (deltas, chunks), summed per track.
+    extra = np.repeat(deltas[:, None], len(N), axis=1)
+    vals_dk = np.vstack([score(bc[None, :], Sf, extra=extra[i : i + 1])[0] for i in range(len(deltas))])
     for t in range(T):
         sel = tk == t
         if sel.sum() < 2:
             continue
-        vals = []
-        for dlt in deltas:
-            v = score(bc[None, :], Sf, extra=np.where(sel, dlt, 0.0)[None, :])[0][sel].sum()
-            vals.append(v * (1 - 0.08 * abs(dlt) / per_track_m))
-        vals = np.array(vals)
+        vals = vals_dk[:, sel].sum(axis=1) * (1 - 0.08 * np.abs(deltas) / per_track_m)
         k = int(np.argmax(vals))
         at0 = vals[int(np.argmin(np.abs(deltas)))]
-        # Only move a track on clear evidence of its own (a car or rails under it), never
-        # because a neighbour's car edge sits just beside it.
+        # Only move a track on clear evidence of its own (a car under it), never because a
+        # neighbour's car edge sits just beside it.
         if vals[k] > 1.15 * at0:
             per[t] = deltas[k]
     gain = float(ftot[bi] / max(base0, 1e-9))

@@ -24,7 +24,7 @@ def nan_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1500) -> tuple[np.ndarray, float]:
+def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1000) -> tuple[np.ndarray, float]:
     """The densest point of a cloud of feature vectors (N, C) and the cloud's spread there.
 
     Empty ballast is one tight cluster; cars scatter over many colours, so the mode is the
@@ -34,7 +34,7 @@ def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1500) -> tuple[
     if len(r) == 0:
         return np.zeros(r.shape[1]), bandwidth
     sub = r[:: max(1, len(r) // max_n)]
-    cand = sub[:: max(1, len(sub) // 80)]
+    cand = sub[:: max(1, len(sub) // 60)]
     d = np.sqrt(((cand[:, None, :] - sub[None, :, :]) ** 2).sum(-1))
     dens = np.exp(-0.5 * (d / bandwidth) ** 2).sum(axis=1)
     m = cand[int(np.argmax(dens))]
