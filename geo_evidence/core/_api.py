@@ -220,7 +220,7 @@ def count_railcars(
         raws.append(raw)
     lo, hi = band_scale(np.concatenate([r[u].reshape(-1, r.shape[-1]) for r, u in zip(raws, (q["usable"] for q in per))]) if any(q["usable"].any() for q in per) else np.zeros((1, bands.nbands)))
     for q, raw in zip(per, raws):
-        q["F"] = to_features(raw, lo, hi)
+        q["F"] = to_features(raw, lo, hi, log=(method == "individual"))
 
     if method == "individual":
         track_results, detections = _individual(per, names, offsets, a, gsd, p)

@@ -81,12 +81,17 @@ def inside_image(shape: tuple, transform: tuple, xy: np.ndarray) -> np.ndarray:
     return (cr[..., 0] >= 0) & (cr[..., 1] >= 0) & (cr[..., 0] < w) & (cr[..., 1] < h)
 
 
-def to_features(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def to_features(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, log: bool = False) -> np.ndarray:
     """Raw band values -> (luminance, two opponent chroma channels), scaled to ~[0, 1].
 
     The chroma channels make a red car on grey ballast stand out even at equal brightness.
     """
     v = (values - lo) / np.maximum(hi - lo, 1e-6)
+    if log:
+        # Shading (cloud shadow, a neighbour's shadow, low sun) multiplies brightness; in a
+        # log scale it becomes an offset that the local-background difference removes.
+        # The +0.3 keeps sensor noise in dark areas from blowing up.
+        v = 0.5 * np.log(np.clip(v, 0, None) + 0.3) + 0.6
     if v.shape[-1] == 1:
         return v
     r, g, b = v[..., 0], v[..., 1], v[..., 2]

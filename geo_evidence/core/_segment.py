@@ -87,7 +87,7 @@ def occupied_mask(z: np.ndarray, usable: np.ndarray, *, step: float, lo: float, 
 def length_penalty(ell: np.ndarray) -> np.ndarray:
     """Cost of a car of length ell (m): zero for ordinary freight cars, growing outside."""
     ell = np.asarray(ell, float)
-    pen = (np.maximum(10.5 - ell, 0.0) / 1.2) ** 2 + (np.maximum(ell - 20.0, 0.0) / 4.0) ** 2
+    pen = (np.maximum(11.0 - ell, 0.0) / 1.2) ** 2 + (np.maximum(ell - 17.5, 0.0) / 2.5) ** 2
     return np.where(ell > 38.0, 1e6, pen)
 
 
