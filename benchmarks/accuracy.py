@@ -238,7 +238,7 @@ def report(rows: dict) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=6, help="scenes per GSD band (default 6)")
+    ap.add_argument("--n", type=int, default=10, help="scenes per GSD band (default 10)")
     ap.add_argument("--seed", type=int, default=None, help="base seed (default: from the clock, a fresh set)")
     ap.add_argument("--tuning", action="store_true", help="run the fixed tuning set instead of a fresh one")
     ap.add_argument("-q", "--quiet", action="store_true")
