@@ -575,11 +575,11 @@ def _coarse(per, names, a, gsd, p, method):
         n = int(round(n))
         # Below ~1.2 m cars merge with their shadows, their neighbours and the ballast; the
         # estimate is weak evidence, so the band must hold any plausible truth: down to
-        # under half the estimate, and up to the physical capacity of the visible track
+        # a fifth of the estimate, and up to the physical capacity of the visible track
         # (cars of ~13.5 m pitch on at most 60 % of the drawn length; ladders and
         # switches hold none).
         capacity = 0.6 * visible / 13.5
-        lo_n = int(math.floor(min(lo_n, 0.4 * n)))
+        lo_n = int(math.floor(min(lo_n, 0.2 * n)))
         hi_n = int(math.ceil(max(1.5 * hi_n, capacity if method == "occupancy" else 0.5 * capacity + 1.5 * hi_n)))
         occ_frac = occ_m / visible if visible > 0 else 0.0
         hi_n += int(math.ceil(hidden * min(1.0, occ_frac + 0.35) / 13.0)) if hidden > 1.0 else 0
