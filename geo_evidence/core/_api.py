@@ -223,7 +223,7 @@ def count_railcars(
         q["F"] = to_features(raw, lo, hi, log=(method == "individual"))
 
     if method == "individual":
-        track_results, detections = _individual(per, names, offsets, a, gsd, p)
+        track_results, detections = _individual(per, names, offsets, a, gsd, p, h)
     else:
         track_results, detections = _coarse(per, names, a, gsd, p, method)
 
@@ -282,7 +282,7 @@ def _track_lengths(q: dict, step: float) -> tuple[float, float]:
     return length, float(obsc)
 
 
-def _individual(per, names, offsets, a, gsd, p):
+def _individual(per, names, offsets, a, gsd, p, h_off):
     ao = np.abs(offsets)
     centre = ao <= 1.0
     left = (offsets <= -2.15)
@@ -378,6 +378,30 @@ def _individual(per, names, offsets, a, gsd, p):
         m = np.mean(bright_sides, axis=0)
         if float(np.hypot(*m)) > 0.3:
             shadow_dir = m / float(np.hypot(*m))
+    # A car body has two straight lateral edges ~3.2 m apart along its whole length, even
+    # when its colour is close to the ballast (white cars on snow): the edge-pair strength
+    # at the track centre, against its typical level on this track, lifts faint cars.
+    k_e = max(int(round(0.5 / h_off)), 1)
+    m_e = int(round(1.6 / h_off))
+    i_c = int(np.argmin(np.abs(offsets)))
+    if i_c - m_e - k_e >= 0 and i_c + m_e + k_e < len(offsets):
+        for q in per:
+            F = q["F"]
+            gl = F[:, i_c - m_e + k_e, :] - F[:, i_c - m_e - k_e, :]
+            gr = F[:, i_c + m_e + k_e, :] - F[:, i_c + m_e - k_e, :]
+            e = np.sqrt(np.clip(-np.nansum(gl * gr, axis=1), 0, None))
+            e = _segment.nan_smooth(np.where(q["usable"], e, np.nan)[:, None], 0.5 / a)[:, 0]
+            ev = e[q["usable"] & np.isfinite(e)]
+            if ev.size > 40:
+                med = float(np.median(ev))
+                mad = float(np.median(np.abs(ev - med))) * 1.4826
+                ze = np.nan_to_num((e - med) / max(mad, 0.5 * q["spread"], 1e-6))
+                z = q["z"]
+                lift = np.where(z > 1.5, np.clip(0.6 * ze, 0, None), 0.0)
+                if (lift > z).any():
+                    q["z"] = np.maximum(z, lift)
+                    q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
+                    q["runs"] = _run_stats(q, q["occ"])
     # A car stands up: on its anti-sun side lies its own shadow. Where the sun side is
     # known, a dark anti-sun strip next to a faint body lifts the car-ness of pale cars
     # that barely differ from the ballast (haze, snow, autumn light).
