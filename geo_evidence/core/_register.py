@@ -153,7 +153,11 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     g = np.stack(np.meshgrid(d1, d1, th1, indexing="ij"), -1).reshape(-1, 3)
 
     def prior(c):
-        return 1.0 - 0.01 * np.hypot(c[:, 0], c[:, 1]) / search_m - 0.03 * np.abs(c[:, 2]) / max(theta_max, 1e-9)
+        # The search is a disc of radius ``search_m``: the square grid's corners (up to
+        # 1.4x farther) are allowed only on much stronger evidence.
+        dn = np.hypot(c[:, 0], c[:, 1])
+        return (1.0 - 0.01 * dn / search_m - 0.03 * np.abs(c[:, 2]) / max(theta_max, 1e-9)
+                - 0.08 * np.clip(dn - search_m, 0.0, None))
 
     tot = np.concatenate([score(g[i : i + 2000], Sc).sum(axis=1) for i in range(0, len(g), 2000)])
     tot = tot * prior(g)
