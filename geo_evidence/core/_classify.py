@@ -66,12 +66,12 @@ def classify(length_m: float, feats: dict, *, gsd: float) -> str:
         return "flat" if (chroma > 0.2 or tex > 3.0) else "locomotive"
     if stripe <= -1.5:
         return "hopper"
-    if chroma >= 0.22 and tex >= 1.2:
+    if chroma >= 0.15 and tex >= 2.5:
         return "flat"
     if stripe >= 1.0 and length_m < 13.5:
         return "tank"
     if lum < -2.0:
-        return "gondola"
+        return "tank" if length_m < 13.0 else "gondola"
     if length_m >= 14.6:
         return "box"
     if length_m < 13.0:
