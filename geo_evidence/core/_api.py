@@ -285,6 +285,8 @@ def _track_lengths(q: dict, step: float) -> tuple[float, float]:
 def _individual(per, names, offsets, a, gsd, p, h_off):
     ao = np.abs(offsets)
     centre = ao <= 1.0
+    # "sl"/"hl" are the strip/half at negative offsets (-normal side), "sr"/"hr" at
+    # positive offsets; only their consistent use matters below.
     left = (offsets <= -2.15)
     right = (offsets >= 2.15)
     pooled_r = []
@@ -364,15 +366,16 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                 ml, mr = float(np.mean(zl[s0:s1])), float(np.mean(zr[s0:s1]))
                 centred = min(ml, mr) > max(p.z_high, 0.5 * max(ml, mr))
                 if centred and light > 0.75 * lit and light - dark > 4 * spread and cl > dark + 0.3 * (lit - dark):
-                    # Shadow direction in map space (the normal points left): right strip
-                    # darker -> shadows fall along -normal. Map space copes with tracks
-                    # digitised in opposite directions and with curves.
+                    # A vote in map space: +normal when the negative-offset strip is the
+                    # lit one, i.e. the vector points from the car towards its LIT side
+                    # (the sun side). Map space copes with tracks digitised in opposite
+                    # directions and with curves.
                     nm = q["nrm"][s0:s1].mean(axis=0)
                     bright_sides.append(-np.sign(sl - sr) * nm / max(float(np.hypot(*nm)), 1e-9))
         q["runs"] = runs
-    # Which side do car shadows fall on (relative to each track's left normal)? The bright
-    # cars tell: their own shadow darkens one strip. Tracks share one direction in a yard,
-    # though a track drawn the other way round flips the sign; we use the majority.
+    # Which side is the sun on? Cars with their own shadow tell: the shadow darkens one
+    # strip. ``shadow_dir`` (kept under this name) is the majority vote, a map-space unit
+    # vector pointing towards the sun side; zero when the votes disagree.
     shadow_dir = np.zeros(2)
     if len(bright_sides) >= 2:
         m = np.mean(bright_sides, axis=0)
@@ -402,6 +405,21 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     q["z"] = np.maximum(z, lift)
                     q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
                     q["runs"] = _run_stats(q, q["occ"])
+    # Sample by sample, a neighbour's cast shadow reaches this track from the sun side:
+    # the sun-side half of the "body" has the very tone and colour of the sun-side strip,
+    # both darker than lit ground. Such samples are not evidence of a car here.
+    if shadow_dir.any():
+        for q in per:
+            dots = q["nrm"] @ shadow_dir
+            sun_half = np.where((dots > 0.3)[:, None], q["hr"], np.where((dots < -0.3)[:, None], q["hl"], np.nan))
+            sun_strip = np.where((dots > 0.3)[:, None], q["sr"], np.where((dots < -0.3)[:, None], q["sl"], np.nan))
+            dist = np.sqrt(np.nansum((sun_half - sun_strip) ** 2, axis=1))
+            with np.errstate(invalid="ignore"):
+                cast = (sun_strip[:, 0] < lit - 3.0 * q["spread"]) & (dist < 2.0 * q["spread"]) & np.isfinite(sun_strip[:, 0])
+            if cast.any():
+                q["z"] = np.where(cast, 0.0, q["z"])
+                q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
+                q["runs"] = _run_stats(q, q["occ"])
     # A car stands up: on its anti-sun side lies its own shadow. Where the sun side is
     # known, a dark anti-sun strip next to a faint body lifts the car-ness of pale cars
     # that barely differ from the ballast (haze, snow, autumn light).
@@ -431,7 +449,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             hlv, hrv = cv
             nm = q["nrm"][s0:s1].mean(axis=0)
             side_dot = float(nm @ shadow_dir) / max(float(np.hypot(*nm)), 1e-9)
-            # Shadows fall to the left (dot > 0): the sun side is the right strip.
+            # dot > 0: the sun is on the +normal side ("sr"/"hr"); the tests below pair the
+            # sun-side half with the sun-side strip.
             shadow_side = -1.0 if side_dot > 0.3 else (1.0 if side_dot < -0.3 else 0.0)
             if shadow_side > 0:
                 pairs = [(hlv, slv)]
