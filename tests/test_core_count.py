@@ -186,3 +186,15 @@ def test_bad_inputs_raise_core_input_error_with_a_clear_message(override, needle
     with pytest.raises(CoreInputError, match=needle) as info:
         count_railcars(image, **kw)
     assert isinstance(info.value, GeoEvidenceError) and isinstance(info.value, ValueError)
+
+
+def test_nan_pixels_are_treated_as_nodata():
+    cars = S.cut(0, 10, ["box", "tank", "gondola"])
+    sc = S.render(n_tracks=2, length_m=150, cars=cars, dtype=np.float32, seed=17)
+    img = sc.image.copy()
+    # Blank the far half of the image (rows are north-up; the track runs north).
+    img[: img.shape[0] // 2] = np.nan
+    res = count_railcars(img, transform=sc.transform, tracks=sc.tracks)
+    assert res.status == "partial"
+    assert res.count == 3  # the three cars lie in the southern half
+    assert res.tracks[0].obscured_fraction > 0.4

@@ -19,6 +19,9 @@ def validate_inputs(image, transform, tracks, track_names, valid, cloud, exclude
         raise CoreInputError(f"image has no bands (shape {image.shape}); pass at least one band.")
     if image.dtype == bool or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
         raise CoreInputError(f"image dtype {image.dtype} is not numeric; pass integer or float pixel values.")
+    for label, m in (("valid", valid), ("cloud", cloud)):
+        if m is not None and np.shape(m) != image.shape[:2]:
+            raise CoreInputError(f"{label} mask has shape {np.shape(m)} but the image is {image.shape[:2]}; pass a (rows, cols) bool mask matching the image.")
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
         # NaN pixels are nodata: fold them into the valid mask rather than refuse.
         bad = ~np.isfinite(image) if image.ndim == 2 else ~np.isfinite(image).all(axis=2)
