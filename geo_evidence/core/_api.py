@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import maximum_filter1d, median_filter
 
 from geo_evidence.core import _classify, _segment
 from geo_evidence.core._geometry import gsd_of, points_in_polygons, rect_polygon, resample_line, to_pixel
@@ -468,6 +468,15 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         q["occ_final"] = occ
         sums = _classify.track_feature_sums(q["F"], offsets)
         for s0, s1 in _segment.runs_of(occ):
+            run_m = (s1 - s0) * a
+            if gsd <= 0.6 and run_m >= 80.0:
+                # A long cut shows its couplers at this GSD; a long run with almost none is
+                # a linear feature beside the track (road edge, platform, long roof).
+                gg = gap[s0:s1]
+                w = max(int(round(1.0 / a)), 1)
+                peaks = (gg >= maximum_filter1d(gg, 2 * w + 1, mode="nearest") - 1e-12) & (gg > 0.5)
+                if peaks.sum() < run_m / 40.0:
+                    continue
             for c0, c1 in _segment.split_run(gap[s0:s1], a):
                 i0, i1 = s0 + c0, s0 + c1
                 ell = (i1 - i0) * a
