@@ -8,7 +8,8 @@ periodicity that a single straight track cannot. Only then is a small per-track 
 refinement allowed.
 
 The evidence is a per-sample "track-ness" profile across each track: a pair of opposite
-lateral edges ~3.2 m apart (a car body, also a ballast bed). (A rail-pair term was tried and
+lateral edges ~3.2 m apart (a car body, also a ballast bed), plus a uniform-body term that tells
+a car from the gap between two neighbouring cars. (A rail-pair term was tried and
 dropped: it pulled the fit towards rotations.) Profiles are summed over ~20 m chunks; a candidate transform moves each
 chunk laterally by ``normal . (d + theta * J(p - c))``, so scoring thousands of candidates is
 one gather over a (candidates, chunks) array.
@@ -62,8 +63,33 @@ def _pair_score(F: np.ndarray, h: float, centres_idx: np.ndarray, half: float, s
     return np.sqrt(np.clip(prod, 0.0, None))
 
 
+def _body_score(F: np.ndarray, h: float, centres_idx: np.ndarray) -> np.ndarray:
+    """Uniform ~2 m body centred at each offset, contrasting with the strips at +-2.2 m.
+
+    Unlike the edge pair, this tells a 3.2 m car (uniform inside) from the 1.8 m gap
+    between two neighbouring cars (a car edge, ground, another car edge inside).
+    """
+    F = np.nan_to_num(F)
+    cs = np.concatenate([np.zeros_like(F[:, :1]), np.cumsum(F, axis=1)], axis=1)
+    cs2 = np.concatenate([np.zeros_like(F[:, :1]), np.cumsum(F * F, axis=1)], axis=1)
+    n = cs.shape[1] - 1
+
+    def box(c, centre, half):
+        k = max(int(round(half / h)), 0)
+        lo = np.clip(centre - k, 0, n)
+        hi = np.clip(centre + k + 1, 0, n)
+        return (c[:, hi, :] - c[:, lo, :]) / np.maximum(hi - lo, 1)[None, :, None]
+
+    m_in = box(cs, centres_idx, 1.0)
+    v_in = np.clip(box(cs2, centres_idx, 1.0) - m_in**2, 0, None)
+    d = int(round(2.2 / h))
+    m_out = 0.5 * (box(cs, centres_idx - d, 0.3) + box(cs, centres_idx + d, 0.3))
+    diff = np.sqrt(((m_in - m_out) ** 2).sum(-1))
+    return np.clip(diff - 1.5 * np.sqrt(v_in.sum(-1)), 0, None)
+
+
 def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_rotation_deg: float = 1.5,
-             per_track_m: float = 1.5, valid_fn=None) -> Registration:
+             per_track_m: float = 1.5, body_weight: float = 0.0, valid_fn=None) -> Registration:
     """Estimate the global shift/rotation (and per-track lateral offsets) of the track lines."""
     allxy = np.vstack(lines)
     centre = allxy.mean(axis=0)
@@ -99,6 +125,8 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     for t, (s, xy, nrm) in enumerate(samples):
         F = to_features(raw_all[t], lo, hi)
         sc = _pair_score(F, h, centres_idx, half_car, max(0.5, h, 0.75 * gsd), "edge")
+        if body_weight:
+            sc = sc + body_weight * _body_score(F, h, centres_idx)
         sc = np.nan_to_num(sc)
         chunk = (s // 20.0).astype(int)
         nch = chunk.max() + 1
