@@ -230,7 +230,12 @@ def _select(records: Sequence[Mapping], verdicts: Sequence[Mapping], claim_id: s
 
 def _off_scale(verdicts: Sequence[Mapping], records: Sequence[Mapping]) -> tuple[float, set]:
     """Top of the y axis, and the claims whose thresholds lie far above every count."""
-    top = max([float(r.get("count_high") if r.get("count_high") is not None else r["count"]) for r in records if _has_count(r)] + [1.0])
+    counted = [r for r in records if _has_count(r)]
+    counts = max([float(r["count"]) for r in counted] + [1.0])
+    highs = max([float(r["count_high"]) for r in counted if r.get("count_high") is not None] + [counts])
+    # A coarse scene's wide interval must not squash every other scene: the axis follows the
+    # counts, and an interval running past it is clipped at the top edge.
+    top = min(highs, max(1.5 * counts, counts + 10))
     far = {v.get("claim_id") for v in verdicts if (_threshold(v) or 0) > max(2.5 * top, 10)}
     ymax = max([top] + [_threshold(v) or 0 for v in verdicts if v.get("claim_id") not in far])
     return ymax, far
@@ -370,7 +375,7 @@ def series_spec(
     """
     simulated = _is_simulated(records, simulated)
     records, verdicts, car_type = _select(records, verdicts, claim_id)
-    _, far = _off_scale(verdicts, records)
+    ymax, far = _off_scale(verdicts, records)
     rows = []
     for r in records:
         if _parse_time(r.get("datetime")) is None:
@@ -427,8 +432,10 @@ def series_spec(
         })
     layers += [
         {"transform": [{"filter": "datum.count != null"}],
-         "mark": {"type": "rule", "color": COUNT_COLOUR},
-         "encoding": {"x": x, "y": {"field": "count_low", "type": "quantitative"}, "y2": {"field": "count_high"}}},
+         "mark": {"type": "rule", "color": COUNT_COLOUR, "clip": True},
+         "encoding": {"x": x, "y": {"field": "count_low", "type": "quantitative",
+                                    "scale": {"domain": [0, round(ymax * 1.15 + 1)], "clamp": False}},
+                      "y2": {"field": "count_high"}}},
         {"transform": [{"filter": "datum.count != null"}],
          "mark": {"type": "point", "filled": True, "size": 60, "color": COUNT_COLOUR},
          "encoding": {"x": x, "y": {"field": "count", "type": "quantitative",
