@@ -346,6 +346,19 @@ def _with_checksum(ref, scene_checksum):
 
 
 def _run_dask(jobs, pdict, margin_m, *, workers, scheduler, finish) -> None:
+    import dask
+
+    # dask.distributed logs every worker start and stop at INFO; keep that for debug runs.
+    quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
+    if quiet:
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith(("distributed", "tornado")):
+                logging.getLogger(name).setLevel(logging.WARNING)
+    with dask.config.set({"logging.distributed": "warning"} if quiet else {}):
+        _run_on_cluster(jobs, pdict, margin_m, workers=workers, scheduler=scheduler, finish=finish)
+
+
+def _run_on_cluster(jobs, pdict, margin_m, *, workers, scheduler, finish) -> None:
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
