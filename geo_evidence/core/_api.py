@@ -39,6 +39,9 @@ class CountParams:
         Mean car length plus coupler gap, for the length/occupancy methods.
     half_width_m : float
         Half the width of the car polygons drawn in the detections.
+    min_spacing_m : float
+        Track length closer than this to another track's centre line (switches, ladder
+        fans) holds no standing car and is not analysed.
     """
 
     individual_max_gsd: float = 1.2
@@ -52,6 +55,7 @@ class CountParams:
     z_low: float = 3.0
     car_pitch_m: float = 15.0
     half_width_m: float = 1.6
+    min_spacing_m: float = 4.2
 
 
 @dataclass(frozen=True)
@@ -210,9 +214,15 @@ def count_railcars(
         offsets = np.array([0.0])
     per = []
     raws = []
+    trees = _track_trees(lines) if method == "individual" and len(lines) > 1 else None
     for t, line in enumerate(lines):
         s, xy0, nrm = resample_line(line, a)
         excl = points_in_polygons(xy0, excludes) if excludes else np.zeros(len(s), bool)
+        if method == "individual" and len(lines) > 1:
+            # No car stands where another track's centre line comes closer than a car's
+            # width plus clearance (switches, ladder fans): there the rails of both tracks
+            # fill the ribbon and mimic car edges, so that length is not analysed.
+            excl = excl | (_neighbour_distance(xy0, t, trees) < p.min_spacing_m)
         xy = reg.apply(xy0, nrm, t)
         grid = xy[:, None, :] + nrm[:, None, :] * offsets[None, :, None]
         raw = sample_grid(bands, transform, grid)
@@ -263,6 +273,22 @@ def count_railcars(
     return CountResult(count=count, low=int(min(low, count)), high=int(max(high, count)), method=method, status=status,
                        obscured_fraction=float(obscured), gsd_m=float(gsd), by_type=by_type, tracks=tcs,
                        detections=detections, registration=regd)
+
+
+def _track_trees(lines: list) -> list:
+    """One KD-tree per track of points every 0.5 m, for neighbour-distance queries."""
+    from scipy.spatial import cKDTree
+
+    return [cKDTree(resample_line(line, 0.5, smooth_m=0.0)[1]) for line in lines]
+
+
+def _neighbour_distance(xy: np.ndarray, t: int, trees: list) -> np.ndarray:
+    """Distance (m) from each point of track ``t`` to the nearest other track."""
+    d = np.full(len(xy), np.inf)
+    for k, tree in enumerate(trees):
+        if k != t:
+            d = np.minimum(d, tree.query(xy, distance_upper_bound=8.0)[0])
+    return d
 
 
 def _error_margins(gsd: float) -> tuple[float, float]:
@@ -416,9 +442,18 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             dots = q["nrm"] @ shadow_dir
             sun_half = np.where((dots > 0.3)[:, None], q["hr"], np.where((dots < -0.3)[:, None], q["hl"], np.nan))
             sun_strip = np.where((dots > 0.3)[:, None], q["sr"], np.where((dots < -0.3)[:, None], q["sl"], np.nan))
+            anti_half = np.where(dots > 0.3, q["hl"][:, 0], np.where(dots < -0.3, q["hr"][:, 0], np.nan))
             dist = np.sqrt(np.nansum((sun_half - sun_strip) ** 2, axis=1))
             with np.errstate(invalid="ignore"):
                 cast = (sun_strip[:, 0] < lit - 3.0 * q["spread"]) & (dist < 2.0 * q["spread"]) & np.isfinite(sun_strip[:, 0])
+                # The far edge of a neighbour's shadow crossing this track: the sun-side half
+                # as dark as the sun-side strip (brightness only: shaded ballast and shaded
+                # sleepers differ in colour), the anti-sun half lit again. A car is uniform
+                # across its width, so a car standing in that shadow keeps both halves dark.
+                depth_s = lit - sun_strip[:, 0]
+                edge = ((depth_s > 3.0 * q["spread"]) & (np.abs(sun_half[:, 0] - sun_strip[:, 0]) < np.maximum(0.35 * depth_s, 2.0 * q["spread"]))
+                        & (anti_half - sun_half[:, 0] > 0.5 * depth_s))
+                cast |= edge
             if cast.any():
                 q["z"] = np.where(cast, 0.0, q["z"])
                 q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
@@ -461,7 +496,10 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                 pairs = [(hrv, srv)]
             else:
                 pairs = [(hlv, slv), (hrv, srv)]
-            dists = [float(np.sqrt(np.nansum((h - v) ** 2))) for h, v in pairs]
+            # The strip must itself be shaded: a pale car beside lit ground matches its
+            # sun-side strip too, but that strip is not dark.
+            dists = [float(np.sqrt(np.nansum((h - v) ** 2))) if float(v[0]) < lit - 0.5 * depth else np.inf
+                     for h, v in pairs]
             # Side unknown: only a run immersed in shadow on both sides is rejected.
             dist = min(dists) if shadow_side != 0 else max(dists)
             if dist < max(0.15 * depth, 1.5 * spread):
