@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, median_filter
+from scipy.ndimage import maximum_filter1d
 
-from geo_evidence.core import _classify, _segment
+from geo_evidence.core import _classify, _coarse, _segment
 from geo_evidence.core._geometry import gsd_of, points_in_polygons, rect_polygon, resample_line, to_pixel
 from geo_evidence.core._register import identity, register
 from geo_evidence.core._ribbon import band_scale, band_views, inside_image, sample_grid, sample_mask, to_features
@@ -238,7 +238,7 @@ def count_railcars(
     if method == "individual":
         track_results, detections = _individual(per, names, offsets, a, gsd, p, h)
     else:
-        track_results, detections = _coarse(per, names, a, gsd, p, method)
+        track_results, detections = _coarse.coarse_tracks(per, names, a, gsd, p, method)
 
     # Totals and status.
     total_len = sum(tr["length_m"] for tr in track_results)
@@ -454,6 +454,14 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                 edge = ((depth_s > 3.0 * q["spread"]) & (np.abs(sun_half[:, 0] - sun_strip[:, 0]) < np.maximum(0.35 * depth_s, 2.0 * q["spread"]))
                         & (anti_half - sun_half[:, 0] > 0.5 * depth_s))
                 cast |= edge
+                # A neighbour's shadow as wide as a car, centred here: dark body, dark
+                # sun-side strip (towards the caster), lit anti-sun strip. A car standing
+                # here shades its own anti-sun strip, so that strip is never lit beside it.
+                anti_strip = np.where(dots > 0.3, q["sl"][:, 0], np.where(dots < -0.3, q["sr"][:, 0], np.nan))
+                d_body = anti_strip - q["c"][:, 0]
+                whole = ((d_body > 3.0 * q["spread"]) & (anti_strip - sun_strip[:, 0] > 0.5 * d_body)
+                         & (anti_strip > lit - 0.3 * (lit - q["c"][:, 0])))
+                cast |= whole
             if cast.any():
                 q["z"] = np.where(cast, 0.0, q["z"])
                 q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
@@ -618,64 +626,3 @@ def _suppress_overlaps(cands: list) -> list:
             else:
                 keep[i] = False
     return keep
-
-
-def _coarse(per, names, a, gsd, p, method):
-    """Length / occupancy methods: occupied track length against the empty-track appearance."""
-    pooled = np.vstack([q["F"][:, 0, :][q["usable"]] for q in per])
-    pooled = pooled[np.isfinite(pooled).all(1)]
-    ref, spread = _segment.mode_vector(pooled, bandwidth=0.04) if len(pooled) else (np.zeros(per[0]["F"].shape[-1]), 0.04)
-    spread = max(spread, 0.02)
-    track_results, detections = [], []
-    pitch = p.car_pitch_m
-    for t, q in enumerate(per):
-        length, obsc = _track_lengths(q, a)
-        c = q["F"][:, 0, :]
-        use = q["usable"] & np.isfinite(c).all(1)
-        # Two references must both call a sample unusual: the yard's empty-track colour and
-        # this track's own along-track median (ballast tone drifts along a yard).
-        win = max(int(round(200.0 / a)) | 1, 3)
-        cc = np.where(use[:, None], c, np.nan)
-        roll = np.empty_like(cc)
-        for k in range(cc.shape[1]):
-            col = cc[:, k]
-            fill = np.where(np.isfinite(col), col, np.nanmedian(col) if np.isfinite(col).any() else 0.0)
-            roll[:, k] = median_filter(fill, size=win, mode="nearest")
-        d = np.minimum(np.sqrt(np.nansum((c - ref) ** 2, axis=1)), np.sqrt(np.nansum((c - roll) ** 2, axis=1)))
-        dv = d[use]
-        sp = max(spread, float(np.percentile(dv, 30)) * 2.0 if dv.size > 10 else spread, 0.03 if method == "occupancy" else 0.02)
-        z = np.where(use, d / sp, 0.0)
-        if method == "length":
-            occ = _segment.occupied_mask(z, use, step=a, lo=3.0, hi=5.0, close_m=1.5 * gsd, min_run_m=max(2 * gsd, 6.0))
-        else:
-            occ = _segment.occupied_mask(z, use, step=a, lo=3.0, hi=5.0, close_m=gsd, min_run_m=gsd)
-        runs = _segment.runs_of(occ)
-        occ_m = float(occ.sum() * a)
-        n = lo_n = hi_n = 0
-        for s0, s1 in runs:
-            ell = (s1 - s0) * a
-            core = max(ell - 0.5 * gsd, 0.0)
-            if method == "length":
-                n += max(1, int(round(core / pitch)))
-                lo_n += max(0, int(math.floor(max(ell - 1.5 * gsd, 0.0) / 19.0)))
-                hi_n += int(math.ceil((ell + gsd) / 11.5))
-            else:
-                n += core / pitch
-                lo_n += max(ell - 2 * gsd, 0.0) / 22.0
-                hi_n += (ell + 2 * gsd) / 10.0
-        visible = length * (1 - obsc)
-        hidden = length * obsc
-        n = int(round(n))
-        # Below ~1.2 m cars merge with their shadows, their neighbours and the ballast; the
-        # estimate is weak evidence, so the band must hold any plausible truth: down to
-        # a fifth of the estimate, and up to the physical capacity of the visible track
-        # (cars of ~13.5 m pitch on at most 60 % of the drawn length; ladders and
-        # switches hold none).
-        capacity = 0.6 * visible / 13.5
-        lo_n = int(math.floor(min(lo_n, 0.2 * n)))
-        hi_n = int(math.ceil(max(1.5 * hi_n, capacity if method == "occupancy" else 0.5 * capacity + 1.5 * hi_n)))
-        occ_frac = occ_m / visible if visible > 0 else 0.0
-        hi_n += int(math.ceil(hidden * min(1.0, occ_frac + 0.35) / 13.0)) if hidden > 1.0 else 0
-        track_results.append({"name": names[t], "count": int(n), "low": int(min(lo_n, n)), "high": int(max(hi_n, n)),
-                              "length_m": length, "obscured_fraction": obsc, "occupied_m": occ_m, "hidden_high": 0})
-    return track_results, detections
