@@ -282,19 +282,26 @@ def count_railcars(
 
 
 def _track_trees(lines: list) -> list:
-    """One KD-tree per track of points every 0.5 m, for neighbour-distance queries."""
-    from scipy.spatial import cKDTree
+    """Track lines as shapely geometries, for neighbour-distance queries."""
+    import shapely
 
-    return [cKDTree(resample_line(line, 0.5, smooth_m=0.0)[1]) for line in lines]
+    return [shapely.LineString(line) for line in lines]
 
 
-def _neighbour_distance(xy: np.ndarray, t: int, trees: list) -> np.ndarray:
-    """Distance (m) from each point of track ``t`` to the nearest other track."""
-    d = np.full(len(xy), np.inf)
-    for k, tree in enumerate(trees):
-        if k != t:
-            d = np.minimum(d, tree.query(xy, distance_upper_bound=8.0)[0])
-    return d
+def _neighbour_distance(xy: np.ndarray, t: int, geoms: list, *, step: int = 8) -> np.ndarray:
+    """Distance (m) from each point of track ``t`` to the nearest other track.
+
+    Computed on every ``step``-th point and interpolated between them: the distance
+    changes slowly along a track, and ladders fan out over tens of metres.
+    """
+    import shapely
+
+    others = [g for k, g in enumerate(geoms) if k != t]
+    if not others:
+        return np.full(len(xy), np.inf)
+    idx = np.unique(np.concatenate([np.arange(0, len(xy), step), [len(xy) - 1]]))
+    d = shapely.distance(shapely.points(xy[idx]), shapely.multilinestrings(others))
+    return np.interp(np.arange(len(xy)), idx, d)
 
 
 def _error_margins(gsd: float) -> tuple[float, float]:

@@ -54,26 +54,34 @@ def car_features(sums: dict, i0: int, i1: int, bg: np.ndarray, sigma: float) -> 
 def classify(length_m: float, feats: dict, *, gsd: float) -> str:
     """Rule-based type guess; ``unknown`` when the evidence does not single one out.
 
-    Physical cues, in order: length (locomotives are long; tank cars short), a dark
-    lengthwise trough between two bright slopes (hopper), bright containers of several
-    colours along a low deck (flat), a bright specular line along a short body (tank), an
-    open top darker than the ballast (gondola), then length alone (box cars are longest).
+    Physical cues, in order: length (locomotives and long flats), a dark lengthwise
+    trough (hopper; a painted one is a locomotive's roof), an open top whose rim is as
+    bright as the interior or brighter (gondola), a bright specular line along a grey or
+    black barrel (tank), colour blocks along the car (flat with containers, or a coloured
+    bulk load in a gondola), then length alone (box cars are longest, tank cars shortest).
+    Set on the tuning scenes (benchmarks/heldout/README.md).
     """
     if gsd > 1.2:
         return "unknown"
-    stripe, lum, chroma, tex = feats["stripe"], feats["lum"], feats["chroma"], feats["along_tex"]
+    stripe, lum, chroma, tex, rim = feats["stripe"], feats["lum"], feats["chroma"], feats["along_tex"], feats["rim"]
     if length_m >= 18.5:
         return "flat" if (chroma > 0.2 or tex > 3.0) else "locomotive"
+    if rim >= 5.0:
+        return "gondola"  # a deep dark interior inside a bright rim: an open top
     if stripe <= -1.5:
-        return "hopper"
-    if chroma >= 0.15 and tex >= 2.5:
-        return "flat"
-    if stripe >= 1.0 and length_m < 13.5:
-        return "tank"
-    if lum < -2.0:
-        return "tank" if length_m < 13.0 else "gondola"
-    if length_m >= 14.6:
+        # A lengthwise trough: grey hopper slopes, or a painted locomotive's roof gear.
+        return "locomotive" if chroma >= 0.18 else "hopper"
+    if chroma >= 0.35 and length_m >= 15.3 and tex < 3.0:
+        return "box"  # one strong paint colour, uniform along a long body
+    if rim >= -1.0 and length_m >= 12.8:
+        return "gondola"  # an open top: rim as bright as or brighter than the interior
+    if stripe >= 1.5 and chroma < 0.12:
+        return "tank"  # a bright specular line along a grey or black barrel
+    if chroma >= 0.2 and tex >= 2.5:
+        # Colour blocks along the car: containers on a flat, or a coloured bulk load.
+        return "gondola" if rim >= -2.0 and length_m < 15.5 else "flat"
+    if length_m >= 15.3:
         return "box"
-    if length_m < 13.0:
+    if length_m < 13.3:
         return "tank"
     return "gondola"
