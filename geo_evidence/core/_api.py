@@ -598,6 +598,9 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         faint = (q["z"] > p.z_low) & q["usable"] & ~covered
         amb = 0
         for f0, f1 in _segment.runs_of(faint):
+            ml, mr = float(np.mean(q["zl"][f0:f1])), float(np.mean(q["zr"][f0:f1]))
+            if min(ml, mr) < 0.3 * max(ml, mr) and min(ml, mr) < p.z_low:
+                continue  # one-sided, like the candidates dropped above: not a car here
             if (f1 - f0) * a >= 8.0:
                 amb += max(1, int(round((f1 - f0) * a / 15.0)))
         amb += sum(1 for c in mine if c["ell"] > 21.0 and c["det"].car_type != "locomotive")
