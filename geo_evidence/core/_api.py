@@ -414,7 +414,10 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     # (the sun side). Map space copes with tracks digitised in opposite
                     # directions and with curves.
                     nm = q["nrm"][s0:s1].mean(axis=0)
-                    bright_sides.append(-np.sign(sl - sr) * nm / max(float(np.hypot(*nm)), 1e-9))
+                    # A cut of several cars counts twice, so one long cut can tell the
+                    # sun side alone; no more, as a long run may be a road or platform.
+                    n_votes = 2 if (s1 - s0) * a >= 25.0 else 1
+                    bright_sides.extend([-np.sign(sl - sr) * nm / max(float(np.hypot(*nm)), 1e-9)] * n_votes)
         q["runs"] = runs
     # Which side is the sun on? Cars with their own shadow tell: the shadow darkens one
     # strip. ``shadow_dir`` (kept under this name) is the majority vote, a map-space unit

@@ -55,10 +55,11 @@ def classify(length_m: float, feats: dict, *, gsd: float) -> str:
     """Rule-based type guess; ``unknown`` when the evidence does not single one out.
 
     Physical cues, in order: length (locomotives and long flats), a dark lengthwise
-    trough (hopper; a painted one is a locomotive's roof), an open top whose rim is as
-    bright as the interior or brighter (gondola), a bright specular line along a grey or
-    black barrel (tank), colour blocks along the car (flat with containers, or a coloured
-    bulk load in a gondola), then length alone (box cars are longest, tank cars shortest).
+    trough (hopper; a painted one is a locomotive's roof), a bright specular line along a
+    grey or black barrel (tank), one strong paint colour on a long uniform body (box), an
+    open top whose rim is as bright as the interior or brighter (gondola), colour blocks
+    along the car (flat with containers, or a coloured bulk load in a gondola), then
+    length alone (box cars are longest, tank cars shortest).
     Set on the tuning scenes (benchmarks/heldout/README.md).
     """
     if gsd > 1.2:
@@ -71,12 +72,12 @@ def classify(length_m: float, feats: dict, *, gsd: float) -> str:
     if stripe <= -1.5:
         # A lengthwise trough: grey hopper slopes, or a painted locomotive's roof gear.
         return "locomotive" if chroma >= 0.18 else "hopper"
+    if stripe >= 1.5 and chroma < 0.12:
+        return "tank"  # a bright specular line along a grey or black barrel
     if chroma >= 0.35 and length_m >= 15.3 and tex < 3.0:
         return "box"  # one strong paint colour, uniform along a long body
     if rim >= -1.0 and length_m >= 12.8:
         return "gondola"  # an open top: rim as bright as or brighter than the interior
-    if stripe >= 1.5 and chroma < 0.12:
-        return "tank"  # a bright specular line along a grey or black barrel
     if chroma >= 0.2 and tex >= 2.5:
         # Colour blocks along the car: containers on a flat, or a coloured bulk load.
         return "gondola" if rim >= -2.0 and length_m < 15.5 else "flat"
