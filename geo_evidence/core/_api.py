@@ -31,8 +31,9 @@ class CountParams:
         Estimate one global shift/rotation of the track lines against the image first.
     search_m, max_rotation_deg, per_track_m : float
         Registration search: global shift (m), rotation (deg) and per-track lateral refinement.
-    body_weight : float
-        Weight of the uniform-body term against the edge-pair term in registration.
+    body_weight, rail_weight : float
+        Weights of the uniform-body and rail-pair terms against the edge-pair term in
+        registration.
     z_high, z_low : float
         Hysteresis thresholds on car-ness (contrast against empty track, in noise units).
     car_pitch_m : float
@@ -51,6 +52,7 @@ class CountParams:
     max_rotation_deg: float = 1.5
     per_track_m: float = 0.75
     body_weight: float = 0.5
+    rail_weight: float = 0.0
     z_high: float = 5.0
     z_low: float = 3.0
     car_pitch_m: float = 15.0
@@ -202,7 +204,8 @@ def count_railcars(
     reg = identity(len(lines), centre)
     if p.register and gsd <= 1.5:
         reg = register(bands, transform, lines, gsd=gsd, search_m=p.search_m, max_rotation_deg=p.max_rotation_deg,
-                       per_track_m=p.per_track_m, body_weight=p.body_weight, valid_fn=usable_at)
+                       per_track_m=p.per_track_m, body_weight=p.body_weight, rail_weight=p.rail_weight,
+                       valid_fn=usable_at)
 
     # Along/across sampling of each registered track.
     if method == "individual":
@@ -532,16 +535,18 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         gap = _segment.gap_score(z, np.nan_to_num(q["c"]), step=a, sigma=spread)
         zl, zr = q["zl"], q["zr"]
         q["occ_final"] = occ
+        q["linear"] = np.zeros(len(z), bool)
         sums = _classify.track_feature_sums(q["F"], offsets)
         for s0, s1 in _segment.runs_of(occ):
             run_m = (s1 - s0) * a
-            if gsd <= 0.6 and run_m >= 80.0:
+            if gsd <= 0.6 and run_m >= 40.0:
                 # A long cut shows its couplers at this GSD; a long run with almost none is
                 # a linear feature beside the track (road edge, platform, long roof).
                 gg = gap[s0:s1]
                 w = max(int(round(1.0 / a)), 1)
                 peaks = (gg >= maximum_filter1d(gg, 2 * w + 1, mode="nearest") - 1e-12) & (gg > 0.5)
                 if peaks.sum() < run_m / 40.0:
+                    q["linear"][s0:s1] = True
                     continue
             for c0, c1 in _segment.split_run(gap[s0:s1], a):
                 i0, i1 = s0 + c0, s0 + c1
@@ -598,7 +603,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         covered = np.zeros(len(q["z"]), bool)
         for c in mine:
             covered[max(c["i0"] - int(2.0 / a), 0): c["i1"] + int(2.0 / a)] = True
-        faint = (q["z"] > p.z_low) & q["usable"] & ~covered
+        faint = (q["z"] > p.z_low) & q["usable"] & ~covered & ~q["linear"]
         amb = 0
         for f0, f1 in _segment.runs_of(faint):
             ml, mr = float(np.mean(q["zl"][f0:f1])), float(np.mean(q["zr"][f0:f1]))
