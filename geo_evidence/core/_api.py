@@ -31,9 +31,8 @@ class CountParams:
         Estimate one global shift/rotation of the track lines against the image first.
     search_m, max_rotation_deg, per_track_m : float
         Registration search: global shift (m), rotation (deg) and per-track lateral refinement.
-    body_weight, rail_weight : float
-        Weights of the uniform-body and rail-pair terms against the edge-pair term in
-        registration.
+    body_weight : float
+        Weight of the uniform-body term against the edge-pair term in registration.
     z_high, z_low : float
         Hysteresis thresholds on car-ness (contrast against empty track, in noise units).
     car_pitch_m : float
@@ -52,7 +51,6 @@ class CountParams:
     max_rotation_deg: float = 1.5
     per_track_m: float = 0.75
     body_weight: float = 0.5
-    rail_weight: float = 0.0
     z_high: float = 5.0
     z_low: float = 3.0
     car_pitch_m: float = 15.0
@@ -204,8 +202,7 @@ def count_railcars(
     reg = identity(len(lines), centre)
     if p.register and gsd <= 1.5:
         reg = register(bands, transform, lines, gsd=gsd, search_m=p.search_m, max_rotation_deg=p.max_rotation_deg,
-                       per_track_m=p.per_track_m, body_weight=p.body_weight, rail_weight=p.rail_weight,
-                       valid_fn=usable_at)
+                       per_track_m=p.per_track_m, body_weight=p.body_weight, valid_fn=usable_at)
 
     # Along/across sampling of each registered track.
     if method == "individual":

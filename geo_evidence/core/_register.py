@@ -89,7 +89,7 @@ def _body_score(F: np.ndarray, h: float, centres_idx: np.ndarray) -> np.ndarray:
 
 
 def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_rotation_deg: float = 1.5,
-             per_track_m: float = 1.5, body_weight: float = 0.0, rail_weight: float = 0.0, valid_fn=None) -> Registration:
+             per_track_m: float = 1.5, body_weight: float = 0.0, valid_fn=None) -> Registration:
     """Estimate the global shift/rotation (and per-track lateral offsets) of the track lines."""
     allxy = np.vstack(lines)
     centre = allxy.mean(axis=0)
@@ -127,11 +127,6 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
         sc = _pair_score(F, h, centres_idx, half_car, max(0.5, h, 0.75 * gsd), "edge")
         if body_weight:
             sc = sc + body_weight * _body_score(F, h, centres_idx)
-        if rail_weight:
-            # Two thin lines 1.5 m apart (the rails, or the sleeper ends' shading): the
-            # only sign of an EMPTY track, without which a platform or road beside an
-            # empty yard outscores the tracks themselves.
-            sc = sc + rail_weight * _pair_score(F, h, centres_idx, 0.75, max(h, 0.5 * gsd), "ridge")
         sc = np.nan_to_num(sc)
         chunk = (s // 20.0).astype(int)
         nch = chunk.max() + 1
