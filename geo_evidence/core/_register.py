@@ -166,9 +166,10 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
         i0 = np.floor(fi).astype(np.int64)
         w = fi - i0
         ok = (i0 >= 0) & (i0 < nO - 1)
-        i0c = np.clip(i0, 0, nO - 2)
-        kk = np.arange(len(N))[None, :]
-        v = Sx[kk, i0c] * (1 - w) + Sx[kk, i0c + 1] * w
+        # One flat gather per neighbour (cheaper than 2-D fancy indexing).
+        flat = np.clip(i0, 0, nO - 2) + (np.arange(len(N)) * nO)[None, :]
+        Sr = Sx.ravel()
+        v = Sr[flat] * (1 - w) + Sr[flat + 1] * w
         return np.where(ok, v, 0.0)
 
     theta_max = np.deg2rad(max_rotation_deg)
