@@ -1,0 +1,113 @@
+"""The coarse-GSD path of the image core (3 m ``length``, 10 m ``occupancy``).
+
+Scenes come from the independent test renderer (tests/scenes_synthetic.py) and, for one
+check, the project simulator at 3 m. Truth is the number of visible cars. Two tests are
+strict xfails: they state the 3 m targets (count within 20 %, a packed yard inside the
+interval) that the current estimator does not meet, so they flip to failures the day it
+does and the marker must then be removed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geo_evidence.core import count_railcars
+
+import scenes_synthetic as S
+
+TYPES = ["box", "tank", "gondola", "hopper", "flat"]
+
+
+def yard(gsd: float, occupancy: float, *, seed: int = 1, **kw):
+    """Four 400 m tracks, each with one cut filling ``occupancy`` of its length."""
+    cars = []
+    for t in range(4):
+        n = int(round(occupancy * 400.0 / 15.5))
+        if n:
+            cars += S.cut(t, 20.0, [TYPES[(i + t) % len(TYPES)] for i in range(n)])
+    return S.render(n_tracks=4, length_m=400.0, gsd_m=gsd, cars=cars, seed=seed, shift_m=(1.5, -1.0), **kw)
+
+
+def run(sc):
+    return count_railcars(sc.image, transform=sc.transform, tracks=sc.tracks, valid=sc.valid, cloud=sc.cloud)
+
+
+@pytest.mark.parametrize("gsd,method", [(1.5, "length"), (3.0, "length"), (5.0, "length"), (10.0, "occupancy")])
+def test_method_follows_the_gsd_and_no_cars_are_resolved(gsd, method):
+    res = run(yard(gsd, 0.2))
+    assert res.method == method
+    assert res.detections == [] and res.by_type == {}
+    assert res.gsd_m == pytest.approx(gsd, rel=1e-6)
+    # The per-track figures add up to the yard's and each interval holds its count.
+    assert sum(t.count for t in res.tracks) == res.count
+    for t in res.tracks:
+        assert t.low <= t.count <= t.high
+    assert res.to_dict()["method"] == method
+
+
+@pytest.mark.parametrize("gsd", [3.0, 10.0])
+def test_empty_yard_gives_a_low_count_and_an_interval_from_zero(gsd):
+    res = run(yard(gsd, 0.0, seed=3))
+    assert res.count <= 1
+    assert res.low == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_3m_interval_holds_the_truth_and_the_count_grows_with_occupancy(seed):
+    scenes = [yard(3.0, occ, seed=seed) for occ in (0.0, 0.2, 0.45)]
+    results = [run(sc) for sc in scenes]
+    for sc, res in zip(scenes, results):
+        assert res.low <= sc.n_visible <= res.high, (sc.n_visible, res.count, res.low, res.high)
+    counts = [r.count for r in results]
+    assert counts[0] < counts[1] < counts[2]
+
+
+@pytest.mark.xfail(strict=True, reason="3 m target not met yet: the length method undercounts by ~40-75 %")
+def test_3m_count_within_20_percent():
+    sc = yard(3.0, 0.45, seed=1)
+    res = run(sc)
+    assert abs(res.count - sc.n_visible) <= 0.2 * sc.n_visible
+
+
+@pytest.mark.xfail(strict=True, reason="a yard packed to 70 % at 3 m falls above the interval (capacity bound at 60 %)")
+def test_3m_packed_yard_inside_the_interval():
+    sc = yard(3.0, 0.7, seed=1)
+    res = run(sc)
+    assert res.low <= sc.n_visible <= res.high
+
+
+@pytest.mark.parametrize("hide", ["cloud_u", "nodata_u"])
+@pytest.mark.parametrize("gsd", [3.0, 10.0])
+def test_hidden_length_is_reported_and_its_cars_stay_inside_the_interval(gsd, hide):
+    clear = yard(gsd, 0.45, seed=4)
+    hidden = yard(gsd, 0.45, seed=4, **{hide: (100.0, 250.0)})
+    rc, rh = run(clear), run(hidden)
+    assert rh.status == "partial"
+    # 150 m of the 400 m tracks lie under the band.
+    assert rh.obscured_fraction == pytest.approx(150.0 / 400.0, abs=0.06)
+    assert rh.obscured_fraction > rc.obscured_fraction + 0.25
+    assert rh.low <= hidden.n_visible <= rh.high
+    # Under the band may stand as many cars as were seen elsewhere: the upper bound must
+    # allow for every car of the yard, hidden ones included.
+    assert rh.high >= len(hidden.truth)
+    assert hidden.n_visible < len(hidden.truth)
+
+
+def test_simulator_yard_at_3m_is_bracketed():
+    from geo_evidence.aoi import load_aoi
+    from geo_evidence.simulate import simulate_scene
+
+    aoi = load_aoi("tumangang")
+    tracks = [np.asarray(t.line.coords) for t in aoi.tracks]
+    names = [t.name for t in aoi.tracks]
+    excl = [np.asarray(e.exterior.coords) for e in aoi.excludes]
+    for n, seed in ((0, 5), (40, 5)):
+        sc = simulate_scene(aoi, when="2023-10-19T02:10:00Z", gsd_m=3.0, n_cars=n, margin_m=40.0, seed=seed)
+        res = count_railcars(sc.image, transform=sc.transform, tracks=tracks, track_names=names, valid=sc.valid,
+                             cloud=sc.cloud, excludes=excl)
+        vis = sum(t["visible"] for t in sc.truth)
+        assert res.method == "length"
+        assert res.low <= vis <= res.high
+        if n == 0:
+            assert res.low == 0 and res.count <= 3
