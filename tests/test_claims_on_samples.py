@@ -1,0 +1,88 @@
+"""The claim scenario end to end on the bundled (simulated) sample tiles.
+
+Counts every Tumangang sample scene with the real pipeline, then checks the claims: the
+5 Oct 2023 "more than 70" claim and the five-year "no more than 20" baseline are supported,
+a deliberately false claim ("at most 10 railcars on 5 Oct 2023") is contradicted, and the
+same checks on a copy of the tiles whose 5 Oct scene is clouded over are inconclusive.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+
+import pytest
+
+from geo_evidence._resources import sample_tiles_dir
+from geo_evidence.aoi import load_aoi
+from geo_evidence.claims import evaluate_claims, load_claims
+from geo_evidence.pipeline import run_count
+
+pytestmark = pytest.mark.slow
+
+FALSE_CLAIM_ID = "test-false-at-most-10"
+
+
+def _claims_with_false_one():
+    claims = load_claims("tumangang")
+    more_than_70 = next(c for c in claims if c.get("kind") == "count_at_date" and c.get("comparator") == "gt" and c.get("value") == 70)
+    false = copy.deepcopy(more_than_70)
+    false.update(id=FALSE_CLAIM_ID, comparator="le", value=10)
+    return claims, more_than_70, false
+
+
+def _baseline_claim(claims):
+    return next(c for c in claims if c.get("kind") == "period_statistic" and c.get("comparator") == "le" and c.get("value") == 20)
+
+
+@pytest.fixture(scope="module")
+def sample_records(tmp_path_factory):
+    aoi = load_aoi("tumangang")
+    (result,) = run_count(aoi, out_dir=tmp_path_factory.mktemp("out"))
+    return result.records
+
+
+def test_sample_run_counts_every_scene(sample_records):
+    assert len(sample_records) >= 16
+    assert all(r["status"] in ("ok", "partial") for r in sample_records)
+    assert all(r["simulated"] for r in sample_records)
+
+
+def test_claims_on_the_sample_tiles(sample_records):
+    claims, more_than_70, false = _claims_with_false_one()
+    verdicts = {v["claim_id"]: v for v in evaluate_claims([*claims, false], sample_records)}
+    assert verdicts[more_than_70["id"]]["verdict"] == "supported", verdicts[more_than_70["id"]]["reason"]
+    baseline = _baseline_claim(claims)
+    assert verdicts[baseline["id"]]["verdict"] == "supported", verdicts[baseline["id"]]["reason"]
+    assert verdicts[FALSE_CLAIM_ID]["verdict"] == "contradicted", verdicts[FALSE_CLAIM_ID]["reason"]
+    for v in verdicts.values():
+        if v["verdict"] != "not_assessable":
+            assert v["scenes"] and v["reason"]
+
+
+def test_clouded_claim_scene_gives_inconclusive(tmp_path):
+    """Re-render the 5 Oct scene under a cloud bank covering the yard, in a copy of the tiles."""
+    from geo_evidence.simulate import simulate_scene, write_scene
+    from geo_evidence.simulate.samples import sample_specs
+
+    src = sample_tiles_dir() / "tumangang"
+    copy_dir = tmp_path / "tiles"
+    shutil.copytree(src, copy_dir)
+    aoi = load_aoi("tumangang")
+    spec = next(s for s in sample_specs("tumangang") if s["scene_id"].startswith("tumangang_2023-10-05"))
+    scene = simulate_scene(aoi, **spec["kwargs"], cloud_bank=aoi.yard.buffer(60))
+    write_scene(scene, copy_dir / spec["scene_id"], scene_id=spec["scene_id"])
+    # keep the catalog links of the original item, with the new checksum and cloud asset
+    item_path = copy_dir / spec["scene_id"] / f"{spec['scene_id']}.json"
+    item = json.loads(item_path.read_text())
+    item["links"] = json.loads((src / spec["scene_id"] / f"{spec['scene_id']}.json").read_text())["links"]
+    item_path.write_text(json.dumps(item))
+
+    (result,) = run_count(aoi, scenes=str(copy_dir / "catalog.json"), out_dir=tmp_path / "out")
+    clouded = next(r for r in result.records if r["scene_id"] == spec["scene_id"])
+    assert clouded["obscured_fraction"] > 0.5
+    claims, more_than_70, false = _claims_with_false_one()
+    verdicts = {v["claim_id"]: v for v in evaluate_claims([*claims, false], result.records)}
+    assert verdicts[more_than_70["id"]]["verdict"] == "inconclusive"
+    assert verdicts[FALSE_CLAIM_ID]["verdict"] == "inconclusive"
