@@ -167,12 +167,26 @@ def test_approximately_uses_a_band():
 
 
 def test_by_type_claim_uses_the_car_type_count():
+    # types verified (type_confusion 0): the type count is as good as the total's interval
     scene = rec("june", "2024-06-17", 261, 256, 266, by_type={"gondola": 175, "box": 14, "tank": 66, "locomotive": 6})
+    scene["type_confusion"] = 0.0
     ore = claim(car_type="gondola", date="2024-06-17", comparator="approx", value=175)
     v = evaluate_claim(ore, [scene])
     assert v["verdict"] == "supported" and v["measured"]["value"] == 175
     tanks = claim(car_type="tank", date="2024-06-17", comparator="gt", value=100)
     assert evaluate_claim(tanks, [scene])["verdict"] == "contradicted"
+
+
+def test_automatic_type_guesses_widen_by_type_intervals():
+    # An automatic count whose type guesses are off (141 of 175 ore cars recognised) must not
+    # contradict the true "about 175 ore cars": the type confusion makes it inconclusive.
+    scene = rec("june", "2024-06-17", 245, 230, 270, by_type={"gondola": 141, "tank": 80, "box": 7, "locomotive": 11, "flat": 6})
+    ore = claim(car_type="gondola", date="2024-06-17", comparator="approx", value=175)
+    v = evaluate_claim(ore, [scene])
+    assert v["verdict"] == "inconclusive", v["reason"]
+    assert v["measured"]["low"] < 141 < 175 < v["measured"]["high"]
+    # ...yet a claim far outside even the widened interval is still contradicted
+    assert evaluate_claim(claim(car_type="gondola", date="2024-06-17", comparator="gt", value=400), [scene])["verdict"] == "contradicted"
 
 
 def test_claim_after_evaluation_day_is_inconclusive():
@@ -183,6 +197,7 @@ def test_claim_after_evaluation_day_is_inconclusive():
 def test_bundled_tumangang_claims_against_a_plausible_history():
     claims = load_claims("tumangang")
     june = rec("june", "2024-06-17", 261, 256, 266, by_type={"gondola": 175, "box": 14, "tank": 66, "locomotive": 6})
+    june["type_confusion"] = 0.0  # types verified
     verdicts = {v["claim_id"]: v["verdict"] for v in evaluate_claims(claims, PRE_SUMMIT + [PEAK, june])}
     assert verdicts["tumangang-2023-10-05-more-than-70"] == "supported"
     assert verdicts["tumangang-2023-10-05-approx-73-csis"] == "supported"
