@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy as A  # noqa: E402
 
+from geo_evidence.errors import SimulationError  # noqa: E402
+
 
 def run(n: int, base_seed: int, bands: list[str], *, verbose: bool) -> dict:
     rows = {}
@@ -36,7 +38,12 @@ def run(n: int, base_seed: int, bands: list[str], *, verbose: bool) -> dict:
             rng = np.random.default_rng(seed)
             gsd = float(rng.choice([g0, g1])) if g0 != g1 else g0
             use_sim = (i % 3) != 2
-            scene = A.sim_scene(rng, gsd, seed) if use_sim else A.synth_scene(rng, gsd, seed)
+            try:
+                scene = A.sim_scene(rng, gsd, seed) if use_sim else A.synth_scene(rng, gsd, seed)
+            except SimulationError as exc:
+                # As in accuracy.py: a draw the simulator cannot lay out is skipped, and said so.
+                print(f"  [{band}] scene {seed} skipped: {exc}", flush=True)
+                continue
             ev = A.evaluate(scene)
             r = ev["res"]
             ok = abs(r.count - ev["n_vis"]) <= A.tolerance(band, ev["n_vis"])
