@@ -10,12 +10,13 @@ and the visible truth are cached in ``benchmarks/results/calib_<seed>_<n>.json``
 
 The fit is split-conformal. The interval is ``[sure - k_lo S_lo, count + amb + hidden_high +
 k_hi S_hi]`` with the scales ``S_lo`` / ``S_hi`` of ``geo_evidence/core/_interval.py`` (they
-grow with the count and with the weak-evidence signals). Per fine GSD band, the scale
-weights are picked from a small grid on the scenes of the ``--train`` seeds (narrowest mean
-width at the target coverage there); ``k_hi`` and ``k_lo`` are then set on the remaining
-(calibration) scenes as the pair with the narrowest mean width that covers the truth on
-ceil(target (n + 1)) of the n scenes. The printed constants are those written in
-``_interval.py``.
+grow with the count and with weak-evidence signals). Per fine GSD band, the scale weights
+are picked from a small grid on the scenes of the ``--train`` seeds (narrowest mean width
+at the same coverage there); ``k_hi`` (one per band) and ``k_lo`` (per evidence stratum,
+``_interval.stratum``) are then set on the remaining (calibration) scenes as the
+ceil(q (n + 1))-th smallest scaled residual, q = ``--q`` per side (0.95: >= 90 % two-sided).
+The printed constants are those written in ``_interval.py``; the coverage and widths of
+the calibration half and of all tuning scenes follow.
 """
 
 from __future__ import annotations
