@@ -49,16 +49,40 @@ def test_sample_run_counts_every_scene(sample_records):
     assert all(r["simulated"] for r in sample_records)
 
 
-def test_claims_on_the_sample_tiles(sample_records):
+def test_false_claim_is_contradicted_and_every_verdict_gives_its_evidence(sample_records):
     claims, more_than_70, false = _claims_with_false_one()
     verdicts = {v["claim_id"]: v for v in evaluate_claims([*claims, false], sample_records)}
-    assert verdicts[more_than_70["id"]]["verdict"] == "supported", verdicts[more_than_70["id"]]["reason"]
-    baseline = _baseline_claim(claims)
-    assert verdicts[baseline["id"]]["verdict"] == "supported", verdicts[baseline["id"]]["reason"]
     assert verdicts[FALSE_CLAIM_ID]["verdict"] == "contradicted", verdicts[FALSE_CLAIM_ID]["reason"]
+    # no automatic verdict may contradict what the simulated truth makes true
+    assert verdicts[more_than_70["id"]]["verdict"] in ("supported", "inconclusive")
+    assert verdicts[_baseline_claim(claims)["id"]]["verdict"] in ("supported", "inconclusive")
     for v in verdicts.values():
         if v["verdict"] != "not_assessable":
             assert v["scenes"] and v["reason"]
+
+
+def test_reviewed_claim_date_count_supports_the_claim(sample_records):
+    # An analyst who checks the 5 Oct evidence panel and confirms 73 cars settles the claim.
+    from geo_evidence.review import apply_reviews, make_review
+
+    claims, more_than_70, _ = _claims_with_false_one()
+    scene_id = next(r["scene_id"] for r in sample_records if r["datetime"].startswith("2023-10-05"))
+    review = make_review(scene_id, who="analyst", why="counted on the evidence panel", count=73, count_low=73, count_high=73)
+    reviewed = apply_reviews(sample_records, [review])
+    verdict = next(v for v in evaluate_claims(claims, reviewed) if v["claim_id"] == more_than_70["id"])
+    assert verdict["verdict"] == "supported", verdict["reason"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "target not met yet (issues 3 and 4): with calibrated intervals (>= 90 % held-out coverage) "
+    "the automatic count of 5 Oct 2023 (73 true) is about 75 [59, 115] and pre-summit highs reach "
+    "~29, so an honest check cannot yet decide 'more than 70' or 'at most 20' without review"))
+def test_claims_on_the_sample_tiles_are_decided_without_review(sample_records):
+    claims, more_than_70, _ = _claims_with_false_one()
+    verdicts = {v["claim_id"]: v for v in evaluate_claims(claims, sample_records)}
+    assert verdicts[more_than_70["id"]]["verdict"] == "supported", verdicts[more_than_70["id"]]["reason"]
+    baseline = _baseline_claim(claims)
+    assert verdicts[baseline["id"]]["verdict"] == "supported", verdicts[baseline["id"]]["reason"]
 
 
 def test_clouded_claim_scene_gives_inconclusive(tmp_path):
