@@ -103,6 +103,14 @@ def test_count_writes_every_output_and_survives_a_corrupt_tile(tmp_path, scene_f
     assert verify_manifest(out / "testyard" / "manifest.json")["ok"]
 
 
+def test_counts_follow_the_truth_on_clean_scenes(tmp_path, scene_folder, small_aoi_file):
+    folder, truths = scene_folder
+    (result,) = run_count(load_aoi(small_aoi_file), scenes=str(folder), out_dir=tmp_path)
+    for r in result.records:
+        assert r["status"] == "ok"
+        assert r["count_low"] <= truths[r["scene_id"]] <= r["count_high"], r
+
+
 def test_rerun_skips_finished_scenes_and_no_cache_recounts(tmp_path, scene_folder, small_aoi_file):
     aoi = load_aoi(small_aoi_file)
     (first,) = run_count(aoi, scenes=str(scene_folder[0]), out_dir=tmp_path)
