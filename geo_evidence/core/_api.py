@@ -425,19 +425,12 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         zl = np.sqrt(np.nansum((hl - q["bg"] - delta) ** 2, axis=1)) / spread
         zr = np.sqrt(np.nansum((hr - q["bg"] - delta) ** 2, axis=1)) / spread
         q.update(z=z, occ=occ, delta=delta, spread=spread, zl=zl, zr=zr, hl=hl, hr=hr)
-        runs = []
+        q["runs"] = _run_stats(q, occ)
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            for s0, s1 in _segment.runs_of(occ):
-                cv = np.nanmean(q["c"][s0:s1], axis=0)
-                slv = np.nanmean(q["sl"][s0:s1], axis=0)
-                srv = np.nanmean(q["sr"][s0:s1], axis=0)
-                cl, sl, sr = float(cv[0]), float(slv[0]), float(srv[0])
-                hlv = np.nanmean(hl[s0:s1], axis=0)
-                hrv = np.nanmean(hr[s0:s1], axis=0)
-                runs.append([s0, s1, cl, sl, sr, (hlv, hrv), slv, srv])
+            for s0, s1, cl, sl, sr, *_ in q["runs"]:
                 dark, light = min(sl, sr), max(sl, sr)
                 # A car with its own shadow: one strip lit, the other dark, the car in between
                 # clearly brighter than its shadow (a cast shadow is as dark as its strip).
@@ -453,7 +446,6 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     # sun side alone; no more, as a long run may be a road or platform.
                     n_votes = 2 if (s1 - s0) * a >= 25.0 else 1
                     bright_sides.extend([-np.sign(sl - sr) * nm / max(float(np.hypot(*nm)), 1e-9)] * n_votes)
-        q["runs"] = runs
     # Which side is the sun on? Cars with their own shadow tell: the shadow darkens one
     # strip. ``shadow_dir`` (kept under this name) is the majority vote, a map-space unit
     # vector pointing towards the sun side; zero when the votes disagree.
