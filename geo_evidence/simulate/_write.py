@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from geo_evidence._io import atomic_write_with, sha256_file
 from geo_evidence.errors import SimulationError
 
 __all__ = ["truth_geojson", "write_scene", "FILE_EXT", "VIEW_EXT", "EO_EXT"]
@@ -49,14 +48,6 @@ def truth_geojson(truth_lonlat: list[dict], *, scene_id: str, params: dict | Non
         lines.append(json.dumps(feat, separators=(",", ":")))
     text = json.dumps(head, separators=(",", ":"))[:-1] + ',"features":[\n' + ",\n".join(lines) + "\n]}\n"
     return text
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_cog(path: Path, image, valid, transform, crs, when: _dt.datetime, *, gsd_m: float, description: str) -> None:
@@ -144,9 +135,10 @@ def write_scene(scene, out_dir, *, scene_id: str, overwrite: bool = True) -> dic
     p = scene.params
     when = _dt.datetime.fromisoformat(p["when"])
     desc = f"SIMULATED scene {scene_id} of AOI {p.get('aoi')} by geo_evidence (not a real acquisition)"
-    tmp = paths["cog"].with_suffix(".tif.tmp")
-    _write_cog(tmp, scene.image, scene.valid, scene.transform, scene.crs, when, gsd_m=p["gsd_m"], description=desc)
-    os.replace(tmp, paths["cog"])
+    atomic_write_with(
+        paths["cog"],
+        lambda tmp: _write_cog(tmp, scene.image, scene.valid, scene.transform, scene.crs, when, gsd_m=p["gsd_m"], description=desc),
+    )
     paths["truth"].write_text(truth_geojson(scene.truth_lonlat, scene_id=scene_id, params=p), encoding="utf-8")
     if "cloud" in paths:
         _write_mask_tif(paths["cloud"], scene.cloud, scene.transform, scene.crs)
@@ -195,7 +187,7 @@ def write_scene(scene, out_dir, *, scene_id: str, overwrite: bool = True) -> dic
             media_type=pystac.MediaType.COG,
             roles=["data"],
             title="Simulated image (COG)",
-            extra_fields={"file:checksum": "1220" + _sha256(paths["cog"]), "file:size": cog_bytes},
+            extra_fields={"file:checksum": "1220" + sha256_file(paths["cog"]), "file:size": cog_bytes},
         ),
     )
     item.add_asset(
@@ -205,7 +197,7 @@ def write_scene(scene, out_dir, *, scene_id: str, overwrite: bool = True) -> dic
             media_type=pystac.MediaType.GEOJSON,
             roles=["metadata", "truth"],
             title="Where every simulated railcar is (EPSG:4326)",
-            extra_fields={"file:checksum": "1220" + _sha256(paths["truth"])},
+            extra_fields={"file:checksum": "1220" + sha256_file(paths["truth"])},
         ),
     )
     if "cloud" in paths:
@@ -216,7 +208,7 @@ def write_scene(scene, out_dir, *, scene_id: str, overwrite: bool = True) -> dic
                 media_type=pystac.MediaType.GEOTIFF,
                 roles=["cloud"],
                 title="Cloud mask (1 = cloud)",
-                extra_fields={"file:checksum": "1220" + _sha256(paths["cloud"])},
+                extra_fields={"file:checksum": "1220" + sha256_file(paths["cloud"])},
             ),
         )
     item.set_self_href(str(paths["item"].resolve()))
