@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import urlsplit
 
+from geo_evidence._io import sha256_file
 from geo_evidence.errors import SceneReadError, SceneSourceError
 from geo_evidence.imagery._gdal import gdal_env, is_loopback, is_url, open_scene
 
@@ -237,16 +238,13 @@ def scene_checksum(scene: SceneRef | str | Path) -> str:
         href = scene.href
     else:
         href = str(scene)
-    h = hashlib.sha256()
     try:
-        if is_url(href):
-            with open_url(href) as resp:
-                for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                    h.update(chunk)
-        else:
-            with open(href, "rb") as fh:
-                for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                    h.update(chunk)
+        if not is_url(href):
+            return sha256_file(href)
+        h = hashlib.sha256()
+        with open_url(href) as resp:
+            for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                h.update(chunk)
     except OSError as exc:
         raise SceneReadError(f"cannot read scene {href!r} to checksum it ({exc}); check that the file or URL exists.") from None
     return h.hexdigest()
