@@ -258,7 +258,11 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
     if method == "individual":
         track_results, detections, signals = _individual(per, names, offsets, a, gsd, p, h)
     else:
-        track_results, detections = _coarse.coarse_tracks(per, names, a, gsd, p, method)
+        # The coarse path may resample and register on its own (tracks are a pixel or two
+        # apart there); it gets the raw inputs as well as the centre-line samples.
+        ctx = {"image": image, "bands": bands, "transform": transform, "lines": lines, "usable_at": usable_at,
+               "shape": image.shape[:2], "excludes": excludes, "valid": valid, "cloud": cloud}
+        track_results, detections, scene_iv = _coarse.coarse_tracks(per, names, a, gsd, p, method, ctx=ctx)
         signals = {}
 
     # Totals and status.
@@ -290,6 +294,8 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
             high = count + int(math.ceil(hi_r * count)) + signals["amb"] + signals["hidden_high"]
         else:
             low, high = _interval.individual_interval(signals)
+    elif scene_iv is not None:
+        low, high = (int(v) for v in scene_iv)
     else:
         low = int(sum(tr["low"] for tr in track_results))
         high = int(sum(tr["high"] for tr in track_results))

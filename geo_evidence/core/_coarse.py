@@ -29,7 +29,7 @@ def _track_lengths(q: dict, step: float) -> tuple[float, float]:
     return length, float(obsc)
 
 
-def coarse_tracks(per, names, a, gsd, p, method):
+def coarse_tracks(per, names, a, gsd, p, method, *, ctx=None):
     """Per-track counts with intervals by the ``length`` or ``occupancy`` method.
 
     Parameters
@@ -47,13 +47,17 @@ def coarse_tracks(per, names, a, gsd, p, method):
     p : CountParams
         Counter settings (``car_pitch_m``).
     method : {"length", "occupancy"}
+    ctx : dict, optional
+        The raw inputs (``image``, ``bands``, ``transform``, ``lines``, ``usable_at``, ``shape``,
+        ``excludes``, ``valid``, ``cloud``) for resampling or registering here.
 
     Returns
     -------
-    (track_results, detections)
+    (track_results, detections, scene_interval)
         ``track_results``: list of dicts (``name``, ``count``, ``low``, ``high``,
         ``length_m``, ``obscured_fraction``, ``occupied_m``, ``hidden_high``);
-        ``detections``: always empty (cars are not resolved one by one).
+        ``detections``: always empty (cars are not resolved one by one);
+        ``scene_interval``: ``(low, high)`` for the whole scene, or None to sum the tracks'.
     """
     pooled = np.vstack([q["F"][:, 0, :][q["usable"]] for q in per])
     pooled = pooled[np.isfinite(pooled).all(1)]
@@ -116,4 +120,4 @@ def coarse_tracks(per, names, a, gsd, p, method):
         hi_n += int(math.ceil(hidden * min(1.0, occ_frac + 0.35) / 13.0)) if hidden > 1.0 else 0
         track_results.append({"name": names[t], "count": int(n), "low": int(min(lo_n, n)), "high": int(max(hi_n, n)),
                               "length_m": length, "obscured_fraction": obsc, "occupied_m": occ_m, "hidden_high": 0})
-    return track_results, detections
+    return track_results, detections, None
