@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geo_evidence.core._geometry import to_pixel
+from geo_evidence.core._geometry import pixel_coords
 
 
 class Raster:
@@ -32,53 +32,93 @@ def band_views(image: np.ndarray) -> Raster:
 def sample_grid(bands: Raster, transform: tuple, xy: np.ndarray, *, order: int = 1) -> np.ndarray:
     """Bilinear samples of every band at map points ``xy`` (..., 2); NaN outside the image.
 
-    Returns an array of shape ``xy.shape[:-1] + (len(bands),)``, float32. One gather per
-    neighbour fetches all bands at once, which is cheaper than ``map_coordinates`` per band.
+    Returns an array of shape ``xy.shape[:-1] + (len(bands),)``, float32. The four
+    neighbours of every point are fetched in one gather of all bands, and the weights are
+    applied in place; the arithmetic (and so every output bit) is that of the textbook
+    ``(v00 (1 - fx) + v01 fx) (1 - fy) + (v10 (1 - fx) + v11 fx) fy``.
     """
-    cr = to_pixel(transform, xy.reshape(-1, 2))
+    xy = np.asarray(xy)
+    x, y = pixel_coords(transform, xy.reshape(-1, 2))
     # Array element centres sit at corner + 0.5 pixel.
-    x = cr[:, 0] - 0.5
-    y = cr[:, 1] - 0.5
+    x -= 0.5
+    y -= 0.5
     h, w = bands.shape
-    outside = (y < -0.5) | (x < -0.5) | (y > h - 0.5) | (x > w - 0.5)
-    x = np.clip(x, 0, w - 1.000001)
-    y = np.clip(y, 0, h - 1.000001)
-    x0 = x.astype(np.int64)
-    y0 = y.astype(np.int64)
-    fx = (x - x0).astype(np.float32)[:, None]
-    fy = (y - y0).astype(np.float32)[:, None]
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    stack = bands.table
-    i00 = y0 * w + x0
-    i01 = y0 * w + x1
-    i10 = y1 * w + x0
-    i11 = y1 * w + x1
-    top = stack[i00].astype(np.float32) * (1 - fx) + stack[i01].astype(np.float32) * fx
-    bot = stack[i10].astype(np.float32) * (1 - fx) + stack[i11].astype(np.float32) * fx
-    out = top * (1 - fy) + bot * fy
-    out[outside] = np.nan
+    outside = y < -0.5
+    outside |= x < -0.5
+    outside |= y > h - 0.5
+    outside |= x > w - 0.5
+    np.clip(x, 0, w - 1.000001, out=x)
+    np.clip(y, 0, h - 1.000001, out=y)
+    x0 = x.astype(np.intp)
+    y0 = y.astype(np.intp)
+    x -= x0
+    y -= y0
+    fx = x.astype(np.float32)
+    fy = y.astype(np.float32)
+    # After the clip, x0 <= w - 2 on an image at least 2 wide, so x0 + 1 is always in the
+    # image; a 1-pixel-wide image has both neighbours in column 0.
+    dx = 1 if w > 1 else 0
+    dy = w if h > 1 else 0
+    n = len(fx)
+    i00 = y0
+    i00 *= w
+    i00 += x0
+    quad = np.empty((4, n), np.intp)
+    quad[0] = i00
+    np.add(i00, dx, out=quad[1])
+    np.add(i00, dy, out=quad[2])
+    np.add(i00, dy + dx, out=quad[3])
+    # One gather of the four neighbours' pixels (all bands), then band-major float32
+    # planes so that every weighting below runs over long contiguous rows rather than
+    # rows of three values.
+    v = np.take(bands.table, quad.reshape(-1), axis=0).T.astype(np.float32, order="C").reshape(bands.nbands, 4, n)
+    omfx = 1 - fx
+    v[:, 0] *= omfx
+    v[:, 1] *= fx
+    v[:, 2] *= omfx
+    v[:, 3] *= fx
+    top = np.add(v[:, 0], v[:, 1])
+    bot = np.add(v[:, 2], v[:, 3])
+    top *= 1 - fy
+    bot *= fy
+    top += bot
+    out = np.ascontiguousarray(top.T)
+    if outside.any():
+        out[outside] = np.nan
     return out.reshape(xy.shape[:-1] + (bands.nbands,))
 
 
 def sample_mask(mask: np.ndarray | None, transform: tuple, xy: np.ndarray, *, default: bool) -> np.ndarray:
     """Nearest-neighbour lookup of a boolean (rows, cols) mask at map points; off-image -> False."""
-    cr = to_pixel(transform, xy)
-    col = np.floor(cr[..., 0]).astype(np.int64)
-    row = np.floor(cr[..., 1]).astype(np.int64)
     if mask is None:
         raise ValueError("mask required")
+    col, row = pixel_coords(transform, xy)
+    col = np.floor(col, out=col).astype(np.int64)
+    row = np.floor(row, out=row).astype(np.int64)
     h, w = mask.shape
-    inside = (row >= 0) & (col >= 0) & (row < h) & (col < w)
-    out = np.zeros(xy.shape[:-1], bool)
-    out[inside] = mask[row[inside], col[inside]]
+    inside = row >= 0
+    inside &= col >= 0
+    inside &= row < h
+    inside &= col < w
+    # Gather at clipped indices and clear the outside points afterwards: cheaper than
+    # indexing with the boolean mask, and the same answer.
+    np.clip(col, 0, w - 1, out=col)
+    np.clip(row, 0, h - 1, out=row)
+    row *= w
+    row += col
+    out = np.take(mask.reshape(-1), row)
+    out &= inside
     return out
 
 
 def inside_image(shape: tuple, transform: tuple, xy: np.ndarray) -> np.ndarray:
-    cr = to_pixel(transform, xy)
+    col, row = pixel_coords(transform, xy)
     h, w = shape[:2]
-    return (cr[..., 0] >= 0) & (cr[..., 1] >= 0) & (cr[..., 0] < w) & (cr[..., 1] < h)
+    ok = col >= 0
+    ok &= row >= 0
+    ok &= col < w
+    ok &= row < h
+    return ok
 
 
 def to_features(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, log: bool = False) -> np.ndarray:
@@ -86,17 +126,40 @@ def to_features(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, log: bool
 
     The chroma channels make a red car on grey ballast stand out even at equal brightness.
     """
-    v = (values - lo) / np.maximum(hi - lo, 1e-6)
+    lo = np.asarray(lo)
+    scale = np.maximum(hi - lo, 1e-6)
+    if lo.size and (lo == lo.reshape(-1)[0]).all() and (scale == scale.reshape(-1)[0]).all():
+        # band_scale gives every band the same scale: subtract and divide by scalars (of
+        # the same dtype, hence the same result), one contiguous pass each instead of
+        # rows of three.
+        lo, scale = lo.reshape(-1)[0], scale.reshape(-1)[0]
+    v = np.subtract(values, lo)
+    v /= scale
     if log:
         # Shading (cloud shadow, a neighbour's shadow, low sun) multiplies brightness; in a
         # log scale it becomes an offset that the local-background difference removes.
         # The +0.3 keeps sensor noise in dark areas from blowing up.
-        v = 0.5 * np.log(np.clip(v, 0, None) + 0.3) + 0.6
+        np.clip(v, 0, None, out=v)
+        v += 0.3
+        np.log(v, out=v)
+        v *= 0.5
+        v += 0.6
     if v.shape[-1] == 1:
         return v
     r, g, b = v[..., 0], v[..., 1], v[..., 2]
-    lum = (r + g + b) / 3.0
-    return np.stack([lum, (r - b) * 0.8, (r + b - 2.0 * g) * 0.5], axis=-1)
+    # In place, in the operation order of lum = (r + g + b) / 3, (r - b) * 0.8 and
+    # (r + b - 2 g) * 0.5.
+    out = np.empty(v.shape[:-1] + (3,), dtype=v.dtype)
+    lum, c1, c2 = out[..., 0], out[..., 1], out[..., 2]
+    np.add(r, g, out=lum)
+    lum += b
+    lum /= 3.0
+    np.subtract(r, b, out=c1)
+    c1 *= 0.8
+    np.add(r, b, out=c2)
+    c2 -= 2.0 * g
+    c2 *= 0.5
+    return out
 
 
 def band_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,13 +167,16 @@ def band_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flat = values.reshape(-1, values.shape[-1])
     if len(flat) > 400_000:
         flat = flat[:: len(flat) // 400_000 + 1]
-    flat = flat[np.isfinite(flat).all(axis=1)]
+    finite = np.isfinite(flat[:, 0])
+    for k in range(1, flat.shape[1]):
+        finite &= np.isfinite(flat[:, k])
+    flat = flat[finite]
     if len(flat) == 0:
         return np.zeros(values.shape[-1], np.float32), np.ones(values.shape[-1], np.float32)
     if len(flat) > 40_000:
         flat = flat[:: len(flat) // 40_000 + 1]
-    lo = np.percentile(flat, 2, axis=0).astype(np.float32)
-    hi = np.percentile(flat, 98, axis=0).astype(np.float32)
+    # Both percentiles from one partition of the sample.
+    lo, hi = np.percentile(flat, [2, 98], axis=0).astype(np.float32)
     # One scale for all bands keeps colour ratios meaningful.
     lo_all, hi_all = float(lo.min()), float(hi.max())
     return np.full_like(lo, lo_all), np.full_like(hi, max(hi_all, lo_all + 1e-6))
