@@ -286,3 +286,30 @@ def test_projected_crs_in_feet_is_warped_to_metres(make_geotiff, utm_aoi):
     row = int(np.floor((TRACK_Y - f) / e))
     cols = np.floor((np.linspace(331075, 331125, 30) - c) / a).astype(int)
     assert (win.image[row, cols] > 200).all() and (win.image[row + 4, cols] < 60).all()
+
+
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+def test_window_is_contiguous_channel_last_whatever_the_file_interleave(make_geotiff, utm_aoi, interleave):
+    # Four data bands (RGB + NIR, no alpha): all four come back, channel-last and
+    # C-contiguous, which the core uses without another copy.
+    data = rgb_noise(seed=4, shape=(4, N, N))
+    path = make_geotiff(f"rgbn_{interleave}.tif", data, interleave=interleave, photometric="MINISBLACK", tiled=True,
+                        blockxsize=128, blockysize=128)
+    win = read_window(SceneRef(id="n", href=str(path)), utm_aoi(YARD, TRACKS), margin_m=10.0)
+    assert win.image.shape == (120, 200, 4) and win.image.flags.c_contiguous
+    np.testing.assert_array_equal(win.image, np.moveaxis(data, 0, -1)[140:260, 100:300])
+    assert win.valid.all() and win.valid.dtype == bool
+
+
+def test_warped_window_is_contiguous_channel_last(make_geotiff, utm_aoi):
+    from pyproj import Transformer
+
+    aoi = utm_aoi(YARD, TRACKS)
+    lon0, lat0 = Transformer.from_crs(32652, 4326, always_xy=True).transform(X0, Y0)
+    data = np.full((3, N, N), 90, np.uint8)
+    data[1] = 160
+    path = make_geotiff("ll.tif", data, crs="EPSG:4326", transform=from_origin(lon0, lat0, 6e-6, 4.5e-6))
+    win = read_window(SceneRef(id="ll", href=str(path)), aoi, margin_m=5.0)
+    assert win.reprojected and win.image.ndim == 3 and win.image.flags.c_contiguous
+    inside = win.image[win.valid]
+    assert (inside[:, 0] == 90).all() and (inside[:, 1] == 160).all()

@@ -162,11 +162,16 @@ def read_window(
                     f"scene {href!r} has no CRS, so the AOI cannot be placed on it; georeference it "
                     "(e.g. gdal_edit.py -a_srs EPSG:32652) and try again."
                 )
+            native = _is_metric_north_up(src)
+            # The AOI is reprojected once, into the window's CRS, and serves both the
+            # window bounds and the geometry handed to the core.
+            window_crs = _pyproj(src.crs) if native else aoi.crs
+            geoms = aoi.geometries_in(window_crs)
             try:
-                if _is_metric_north_up(src):
-                    out = _read_native(src, scene, aoi, margin_m=margin_m, max_pixels=max_pixels)
+                if native:
+                    out = _read_native(src, scene, aoi, geoms, window_crs, margin_m=margin_m, max_pixels=max_pixels)
                 else:
-                    out = _read_warped(src, scene, aoi, margin_m=margin_m, max_pixels=max_pixels)
+                    out = _read_warped(src, scene, aoi, geoms, margin_m=margin_m, max_pixels=max_pixels)
             except RasterioError as exc:
                 # Truncated or corrupt blocks surface here, at read time, not at open.
                 raise SceneReadError(
@@ -181,7 +186,7 @@ def read_window(
     if scene.cloud_mask_href:
         cloud = _read_cloud(scene.cloud_mask_href, transform=transform, crs=crs, shape=valid.shape,
                             max_dataset_pixels=max_dataset_pixels)
-    yard, lines, excludes = aoi.geometries_in(crs)
+    yard, lines, excludes = geoms
     tracks = [np.asarray(line.coords, dtype=float)[:, :2] for line in lines]
     rings = []
     for geom in excludes:
@@ -211,10 +216,10 @@ def _is_metric_north_up(src) -> bool:
                 and t.a > 0 and t.e < 0)
 
 
-def _aoi_bounds(aoi: AOI, crs, margin_m: float) -> tuple[float, float, float, float]:
+def _aoi_bounds(geoms, margin_m: float) -> tuple[float, float, float, float]:
     import shapely
 
-    yard, lines, _ = aoi.geometries_in(crs)
+    yard, lines, _ = geoms
     xmin, ymin, xmax, ymax = shapely.total_bounds(np.array([yard, *lines], dtype=object)).tolist()
     return xmin - margin_m, ymin - margin_m, xmax + margin_m, ymax + margin_m
 
@@ -253,14 +258,28 @@ def _pyproj(crs):
     return CRS.from_wkt(crs.to_wkt())
 
 
-def _to_channel_last(data: np.ndarray) -> np.ndarray:
-    return data[0] if data.shape[0] == 1 else np.ascontiguousarray(np.moveaxis(data, 0, -1))
+def _read_channel_last(src, bands: list[int], **kwargs) -> np.ndarray:
+    """``src.read(bands, **kwargs)`` as a contiguous (rows, cols[, bands]) array.
+
+    GDAL writes pixel-interleaved straight into the channel-last buffer (``out`` is a
+    band-first view of it), which saves reading band-first and copying every pixel again.
+    """
+    if len(bands) == 1:
+        return src.read(bands[0], **kwargs)
+    dtypes = {src.dtypes[i - 1] for i in bands}
+    if len(dtypes) != 1:  # mixed band types: let rasterio choose the common type
+        return np.ascontiguousarray(np.moveaxis(src.read(bands, **kwargs), 0, -1))
+    window = kwargs.get("window")
+    rows, cols = (int(window.height), int(window.width)) if window is not None else (src.height, src.width)
+    buf = np.empty((rows, cols, len(bands)), dtype=dtypes.pop())
+    src.read(bands, out=buf.transpose(2, 0, 1), **kwargs)
+    return buf
 
 
-def _read_native(src, scene: SceneRef, aoi: AOI, *, margin_m: float, max_pixels: int):
+def _read_native(src, scene: SceneRef, aoi: AOI, geoms, crs, *, margin_m: float, max_pixels: int):
     from rasterio.windows import Window, from_bounds
 
-    xmin, ymin, xmax, ymax = _aoi_bounds(aoi, _pyproj(src.crs), margin_m)
+    xmin, ymin, xmax, ymax = _aoi_bounds(geoms, margin_m)
     w = from_bounds(xmin, ymin, xmax, ymax, transform=src.transform)
     c0, r0 = _floor(w.col_off), _floor(w.row_off)
     c1, r1 = _ceil(w.col_off + w.width), _ceil(w.row_off + w.height)
@@ -273,14 +292,25 @@ def _read_native(src, scene: SceneRef, aoi: AOI, *, margin_m: float, max_pixels:
     window = Window(c0, r0, c1 - c0, r1 - r0)
     bands = _data_bands(src)
     _check_window_size(window.height, window.width, len(bands), href=scene.href, max_pixels=max_pixels)
-    data = src.read(bands, window=window)
-    valid = src.dataset_mask(window=window) > 0
+    data = _read_channel_last(src, bands, window=window)
+    valid = _valid_mask(src, window=window)
     # Computed here rather than with src.window_transform, which multiplies Affines with
     # the `*` operator that affine >= 3 deprecates.
     a, b, c, d, e, f = tuple(src.transform)[:6]
     transform = (a, b, c + a * window.col_off + b * window.row_off, d, e, f + d * window.col_off + e * window.row_off)
     gsd = float((abs(src.transform.a) + abs(src.transform.e)) / 2.0)
-    return _to_channel_last(data), valid, transform, _pyproj(src.crs), gsd, False
+    return data, valid, transform, crs, gsd, False
+
+
+def _valid_mask(src, **kwargs) -> np.ndarray:
+    """True where ``src`` holds data; no read at all when GDAL says every pixel is valid."""
+    from rasterio.enums import MaskFlags
+
+    if all(flags == [MaskFlags.all_valid] for flags in src.mask_flag_enums):
+        window = kwargs.get("window")
+        shape = (int(window.height), int(window.width)) if window is not None else (src.height, src.width)
+        return np.ones(shape, dtype=bool)
+    return src.dataset_mask(**kwargs) > 0
 
 
 def _native_gsd_m(src, crs_m) -> float:
@@ -297,7 +327,7 @@ def _native_gsd_m(src, crs_m) -> float:
     return float(min(dx, dy))
 
 
-def _read_warped(src, scene: SceneRef, aoi: AOI, *, margin_m: float, max_pixels: int):
+def _read_warped(src, scene: SceneRef, aoi: AOI, geoms, *, margin_m: float, max_pixels: int):
     from affine import Affine
     from rasterio.crs import CRS as RioCRS
     from rasterio.enums import Resampling
@@ -308,7 +338,7 @@ def _read_warped(src, scene: SceneRef, aoi: AOI, *, margin_m: float, max_pixels:
     gsd = _native_gsd_m(src, dst_crs)
     if not (gsd > 0 and math.isfinite(gsd)):
         raise CRSError(f"scene {scene.href!r}: cannot derive a pixel size in metres from its CRS {src.crs}; reproject it to UTM.")
-    xmin, ymin, xmax, ymax = _aoi_bounds(aoi, dst_crs, margin_m)
+    xmin, ymin, xmax, ymax = _aoi_bounds(geoms, margin_m)
     # Snap the window to whole pixels of a grid anchored at 0 so neighbouring reads agree.
     xmin, ymax = _floor(xmin / gsd) * gsd, _ceil(ymax / gsd) * gsd
     cols, rows = _ceil((xmax - xmin) / gsd), _ceil((ymax - ymin) / gsd)
@@ -335,9 +365,9 @@ def _read_warped(src, scene: SceneRef, aoi: AOI, *, margin_m: float, max_pixels:
         # Without nodata, an alpha band tells pixels outside the scene from black ones.
         add_alpha=not has_mask_source and len(bands) == src.count,
     ) as vrt:
-        data = vrt.read(bands)
+        data = _read_channel_last(vrt, bands)
         valid = vrt.dataset_mask() > 0
-    return _to_channel_last(data), valid, tuple(transform)[:6], dst_crs, gsd, True
+    return data, valid, tuple(transform)[:6], dst_crs, gsd, True
 
 
 def _read_cloud(href: str, *, transform, crs, shape, max_dataset_pixels: int) -> np.ndarray:
