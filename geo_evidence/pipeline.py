@@ -25,6 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -294,38 +295,59 @@ def run_count(
             raise SceneSourceError(f"no scenes for AOI {aoi.id!r} in {source!r}; pass --scenes with a folder or STAC catalog that covers it.")
         plans.append((aoi, source, refs))
 
-    jobs, done = [], {}
-    for i, (aoi, source, refs) in enumerate(plans):
-        adir = out_dir / aoi.id
-        refs = [_with_checksum(ref, scene_checksum) for ref in refs]
-        plans[i] = (aoi, source, refs)  # the manifest records these checksums
-        for ref in refs:
-            key = _cache_key(ref.checksum, aoi, pdict, margin_m)
-            cached = _load_cached(adir, ref.id, key) if use_cache else None
-            if cached is not None:
-                done[(aoi.id, ref.id)] = (cached, True)
+    # Scene checksums (sha256 of every byte; seconds for a large tile) are computed on a
+    # background thread while the scenes are counted: hashlib and file reads release the
+    # GIL. A scene's checksum is awaited only where it is needed: to check a cached record
+    # before skipping the scene, and to key and write each finished record.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoev-sha256")
+    try:
+        sums: dict[tuple[str, str | None], Future] = {}
+        for _, _, refs in plans:
+            for ref in refs:
+                if (ref.href, ref.checksum) not in sums:
+                    sums[(ref.href, ref.checksum)] = hasher.submit(_with_checksum, ref, scene_checksum)
+
+        def checksum_of(ref) -> str | None:
+            return sums[(ref.href, ref.checksum)].result().checksum
+
+        jobs, done = [], {}
+        for aoi, source, refs in plans:
+            adir = out_dir / aoi.id
+            for ref in refs:
+                if use_cache and _record_path(adir, ref.id).is_file():
+                    key = _cache_key(checksum_of(ref), aoi, pdict, margin_m)
+                    cached = _load_cached(adir, ref.id, key)
+                    if cached is not None:
+                        done[(aoi.id, ref.id)] = (cached, True)
+                        continue
+                jobs.append((aoi, ref))
+        if on_start:
+            on_start(len(jobs) + len(done))
+        for rec, _ in done.values():
+            if on_result:
+                on_result(rec)
+
+        def finish(aoi: AOI, ref, record: dict, features: list[dict]) -> None:
+            checksum = checksum_of(ref)
+            record["scene_checksum"] = checksum
+            key = _cache_key(checksum, aoi, pdict, margin_m)
+            record["cache_key"] = key if record["status"] not in ("error",) else None
+            _write_scene(out_dir / aoi.id, ref.id, record, features)
+            done[(aoi.id, ref.id)] = (record, False)
+            if on_result:
+                on_result(record)
+
+        if jobs:
+            if workers or scheduler:
+                _run_dask(jobs, pdict, margin_m, workers=workers, scheduler=scheduler, finish=finish)
             else:
-                jobs.append((aoi, ref, key))
-    if on_start:
-        on_start(len(jobs) + len(done))
-    for rec, _ in done.values():
-        if on_result:
-            on_result(rec)
-
-    def finish(aoi: AOI, ref, key, record: dict, features: list[dict]) -> None:
-        record["cache_key"] = key if record["status"] not in ("error",) else None
-        _write_scene(out_dir / aoi.id, ref.id, record, features)
-        done[(aoi.id, ref.id)] = (record, False)
-        if on_result:
-            on_result(record)
-
-    if jobs:
-        if workers or scheduler:
-            _run_dask(jobs, pdict, margin_m, workers=workers, scheduler=scheduler, finish=finish)
-        else:
-            for aoi, ref, key in jobs:
-                record, features = _task(ref, aoi, pdict, margin_m)
-                finish(aoi, ref, key, record, features)
+                for aoi, ref in jobs:
+                    record, features = _task(ref, aoi, pdict, margin_m)
+                    finish(aoi, ref, record, features)
+        # The manifest records these checksums.
+        plans = [(aoi, source, [sums[(r.href, r.checksum)].result() for r in refs]) for aoi, source, refs in plans]
+    finally:
+        hasher.shutdown(wait=False, cancel_futures=True)
 
     results = []
     for aoi, source, refs in plans:
@@ -374,27 +396,31 @@ def _run_on_cluster(jobs, pdict, margin_m, *, workers, scheduler, finish) -> Non
         client = Client(cluster)
     try:
         futures = {}
-        for aoi, ref, key in jobs:
+        for aoi, ref in jobs:
             fut = client.submit(_task, ref, aoi, pdict, margin_m, pure=False)
-            futures[fut] = (aoi, ref, key)
+            futures[fut] = (aoi, ref)
         for fut in as_completed(futures):
-            aoi, ref, key = futures[fut]
+            aoi, ref = futures[fut]
             try:
                 record, features = fut.result()
             except Exception as exc:  # a worker died: report this scene, keep the others
                 record, features = _base_record(ref, aoi), []
                 record.update(status="error", message=f"worker failed: {type(exc).__name__}: {exc}")
-            finish(aoi, ref, key, record, features)
+            finish(aoi, ref, record, features)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
+def _record_path(adir: Path, scene_id: str) -> Path:
+    return adir / "scenes" / f"{_safe_id(scene_id)}.json"
+
+
 def _load_cached(adir: Path, scene_id: str, key: str | None) -> dict | None:
     if key is None:
         return None
-    path = adir / "scenes" / f"{_safe_id(scene_id)}.json"
+    path = _record_path(adir, scene_id)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -411,7 +437,7 @@ def _write_scene(adir: Path, scene_id: str, record: dict, features: list[dict]) 
     # Detections first, then the record: the record is the "finished" marker of the cache.
     sid = _safe_id(scene_id)
     atomic_write_json(adir / "detections" / f"{sid}.geojson", {"type": "FeatureCollection", "features": features})
-    atomic_write_json(adir / "scenes" / f"{sid}.json", record)
+    atomic_write_json(_record_path(adir, scene_id), record)
 
 
 def _write_outputs(adir, aoi, source, refs, records, pdict, margin_m, started) -> Path:
@@ -431,21 +457,110 @@ def _write_outputs(adir, aoi, source, refs, records, pdict, margin_m, started) -
     )
 
 
-def _write_parquet(adir: Path, records: list[dict]) -> Path:
-    import geopandas as gpd
-    from shapely.geometry import shape
+#: Columns of detections.parquet before any extra detection property, in this order.
+PARQUET_COLUMNS = ("scene_id", "detection_id", "track", "car_type", "confidence", "length_m", "width_m", "datetime", "aoi")
 
-    rows, geoms = [], []
+
+def _write_parquet(adir: Path, records: list[dict]) -> Path:
+    """GeoParquet (1.1, WKB geometry, EPSG:4326) of every detection of ``records``.
+
+    Written with pyarrow and shapely directly: pandas and geopandas cost more to import
+    than a whole count of a scene, and a reader needs only the Parquet file and its
+    ``geo`` metadata (geopandas.read_parquet, GDAL, DuckDB all read it).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+    from pyproj import CRS
+
+    rows, geometries = [], []
     for rec in records:
         path = adir / rec["detections_file"]
         if rec.get("count") is None or not path.is_file():
             continue
         for feat in json.loads(path.read_text(encoding="utf-8"))["features"]:
             rows.append({**feat["properties"], "datetime": rec["datetime"], "aoi": rec["aoi"]})
-            geoms.append(shape(feat["geometry"]))
-    columns = ["scene_id", "detection_id", "track", "car_type", "confidence", "length_m", "width_m", "datetime", "aoi"]
-    gdf = gpd.GeoDataFrame(rows, columns=columns if not rows else None, geometry=geoms, crs="EPSG:4326")
-    return atomic_write_with(adir / "detections.parquet", lambda tmp: gdf.to_parquet(tmp, index=False))
+            geometries.append(feat["geometry"])
+    # Columns: the known ones, then any further property in the order first seen.
+    names = list(PARQUET_COLUMNS) if not rows else list(dict.fromkeys(k for row in rows for k in row))
+    columns = {name: _arrow_column([row.get(name) for row in rows]) for name in names}
+    geoms = _shapes(geometries)
+    crs = CRS.from_epsg(4326).to_json_dict()
+    columns["geometry"] = _arrow_bytes(shapely.to_wkb(geoms).tolist() if len(geoms) else [], pa.binary())
+    bbox = [float(v) for v in shapely.total_bounds(geoms)] if len(geoms) else []
+    geo = {
+        "primary_column": "geometry",
+        "columns": {"geometry": {"encoding": "WKB", "crs": crs,
+                                 "geometry_types": sorted({g["type"] for g in geometries}),
+                                 **({"bbox": bbox} if bbox else {})}},
+        "version": "1.1.0",
+        "creator": {"library": "geo_evidence", "version": __version__},
+    }
+    fields = [pa.field(k, v.type) for k, v in columns.items() if k != "geometry"]
+    fields.append(pa.field("geometry", pa.binary(), metadata={
+        "ARROW:extension:name": "geoarrow.wkb", "ARROW:extension:metadata": json.dumps({"crs": crs})}))
+    schema = pa.schema(fields, metadata={"geo": json.dumps(geo)})
+    table = pa.Table.from_arrays(list(columns.values()), schema=schema)
+    return atomic_write_with(adir / "detections.parquet", lambda tmp: pq.write_table(table, tmp))
+
+
+def _arrow_column(values: list):
+    """A list of JSON scalars -> Arrow array: int64, float64, large_string or null.
+
+    Built from buffers because ``pyarrow.array`` imports pandas (a second or so) the first
+    time it inspects a Python list; types are those pandas would give (strings as
+    large_string), so readers see the same columns as from a GeoDataFrame.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    present = [v for v in values if v is not None]
+    n = len(values)
+    if not present:
+        return pa.nulls(n)
+    mask = np.array([v is not None for v in values], dtype=bool)
+    validity = None if mask.all() else pa.py_buffer(np.packbits(mask, bitorder="little"))
+    if all(isinstance(v, str) for v in present):
+        return _arrow_bytes([v.encode("utf-8") if v is not None else None for v in values], pa.large_string())
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        data = np.array([v if v is not None else 0 for v in values], dtype=np.int64)
+        return pa.Array.from_buffers(pa.int64(), n, [validity, pa.py_buffer(data)])
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        data = np.array([v if v is not None else 0.0 for v in values], dtype=np.float64)
+        return pa.Array.from_buffers(pa.float64(), n, [validity, pa.py_buffer(data)])
+    column = pa.array(values)  # anything else (booleans, lists): let pyarrow infer it
+    return column.cast(pa.large_string()) if pa.types.is_string(column.type) else column
+
+
+def _arrow_bytes(items: list, type_):
+    """A list of bytes (or None) -> Arrow binary / large_string array, from buffers."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(items)
+    offsets = np.zeros(n + 1, dtype=np.int64 if type_ == pa.large_string() else np.int32)
+    np.cumsum([len(b) if b is not None else 0 for b in items], out=offsets[1:])
+    mask = np.array([b is not None for b in items], dtype=bool)
+    validity = None if mask.all() else pa.py_buffer(np.packbits(mask, bitorder="little"))
+    data = b"".join(b for b in items if b is not None)
+    return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _shapes(geometries: list[dict]):
+    """GeoJSON geometries -> shapely array; single-ring polygons (every detection) in one call."""
+    import numpy as np
+    import shapely
+
+    if not geometries:
+        return np.empty(0, dtype=object)
+    if all(g["type"] == "Polygon" and len(g["coordinates"]) == 1 for g in geometries):
+        rings = [g["coordinates"][0] for g in geometries]
+        coords = np.array([xy[:2] for ring in rings for xy in ring], dtype=float)
+        index = np.repeat(np.arange(len(rings)), [len(r) for r in rings])
+        return shapely.polygons(shapely.linearrings(coords, indices=index))
+    from shapely.geometry import shape
+
+    return np.array([shape(g) for g in geometries], dtype=object)
 
 
 def load_counts(out_dir: str | Path, aoi_id: str, *, reviewed: bool = True) -> list[dict]:

@@ -212,3 +212,75 @@ def test_verify_names_what_changed(tmp_path, scene_folder, small_aoi_file):
     assert "counts.json" in res.output and victim.stem in res.output
     report = verify_manifest(manifest)
     assert {(p["kind"], p["status"]) for p in report["problems"]} == {("output", "changed"), ("scene", "changed")}
+
+
+def test_geoparquet_holds_every_detection_with_its_geojson_geometry(tmp_path, scene_folder, small_aoi_file):
+    import geopandas as gpd
+    from shapely.geometry import shape
+
+    (result,) = run_count(load_aoi(small_aoi_file), scenes=str(scene_folder[0]), out_dir=tmp_path)
+    gdf = gpd.read_parquet(result.out_dir / "detections.parquet")
+    assert gdf.crs.to_epsg() == 4326
+    assert list(gdf.columns) == ["scene_id", "detection_id", "track", "car_type", "confidence", "length_m", "width_m",
+                                 "datetime", "aoi", "geometry"]
+    assert len(gdf) == sum(r["count"] for r in result.records) > 0
+    rows = {(r.scene_id, r.detection_id): r for r in gdf.itertuples()}
+    for rec in result.records:
+        for feat in json.loads((result.out_dir / rec["detections_file"]).read_text())["features"]:
+            p = feat["properties"]
+            row = rows[(p["scene_id"], p["detection_id"])]
+            assert (row.track, row.car_type, row.confidence, row.length_m, row.width_m) == (
+                p["track"], p["car_type"], p["confidence"], p["length_m"], p["width_m"])
+            assert (row.datetime, row.aoi) == (rec["datetime"], "testyard")
+            assert row.geometry.equals_exact(shape(feat["geometry"]), 0.0)
+
+
+def test_a_run_without_detections_writes_an_empty_geoparquet(tmp_path, scene_folder, small_aoi_file):
+    import geopandas as gpd
+
+    folder, truths = scene_folder
+    empty = tmp_path / "empty_scenes"
+    empty.mkdir()
+    sid = next(s for s, n in truths.items() if n == 0)
+    (empty / f"{sid}.tif").write_bytes((folder / f"{sid}.tif").read_bytes())
+    (result,) = run_count(load_aoi(small_aoi_file), scenes=str(empty), out_dir=tmp_path / "out")
+    gdf = gpd.read_parquet(result.out_dir / "detections.parquet")
+    assert len(gdf) == sum(r["count"] for r in result.records)
+    assert "car_type" in gdf.columns and gdf.crs.to_epsg() == 4326
+
+
+def test_changed_tile_is_rehashed_and_recounted(tmp_path, scene_folder, small_aoi_file):
+    import hashlib
+
+    folder = _copy_folder(scene_folder[0], tmp_path / "scenes")
+    aoi = load_aoi(small_aoi_file)
+    (first,) = run_count(aoi, scenes=str(folder), out_dir=tmp_path / "out")
+    victim = sorted(folder.glob("*.tif"))[1]
+    victim.write_bytes(victim.read_bytes() + b"\0")  # still a readable tile, other bytes
+    (second,) = run_count(aoi, scenes=str(folder), out_dir=tmp_path / "out")
+    assert (second.computed, second.cached) == (1, 4)
+    manifest = json.loads(second.manifest.read_text())
+    for scene in manifest["scenes"]:
+        assert scene["sha256"] == hashlib.sha256(Path(scene["href"]).read_bytes()).hexdigest()
+    by_id = {r["scene_id"]: r for r in second.records}
+    assert by_id[victim.stem]["scene_checksum"] == hashlib.sha256(victim.read_bytes()).hexdigest()
+    assert by_id[victim.stem]["cache_key"] != next(r for r in first.records if r["scene_id"] == victim.stem)["cache_key"]
+    assert verify_manifest(second.manifest)["ok"]
+
+
+def test_count_command_imports_neither_pandas_nor_dask(tmp_path, scene_folder, small_aoi_file):
+    # What `geoev count` imports is start-up time on every run: pandas and geopandas
+    # (only ever needed to write GeoParquet) and dask (only for --workers) stay out.
+    code = (
+        "import sys\nfrom geo_evidence.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print(sorted(m for m in ('pandas', 'geopandas', 'dask', 'distributed', 'xarray', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "count", "--aoi", str(small_aoi_file), "--scenes", str(scene_folder[0]),
+         "--out", str(tmp_path / "o"), "--no-progress", "--format", "json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "o" / "testyard" / "detections.parquet").stat().st_size > 0
