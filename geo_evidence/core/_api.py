@@ -487,6 +487,27 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     q["z"] = np.maximum(z, lift)
                     q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
                     q["runs"] = _run_stats(q, q["occ"])
+    # A car's ends are sharp steps along the track even when its body is close to the
+    # ballast or the side strips in tone (pale flat cars, cars in a neighbour's shadow):
+    # a stretch one car long between two such steps, with faint car-ness clearly
+    # above this track's empty level, is lifted to car-ness. The shadow tests below still
+    # apply to it.
+    for q in per:
+        z = q["z"]
+        free = q["usable"] & ~q["occ"]
+        base = float(np.median(z[free])) if free.sum() > 40 else 1.0
+        lifted = False
+        for s0, s1 in _segment.step_segments(q["c"], q["usable"], step=a):
+            e = max(int(round(1.0 / a)), 1)
+            inner = z[s0 + e: s1 - e]
+            # The whole stretch must be car-like, not a car plus a bit of empty track.
+            if inner.size and float(np.percentile(inner, 20)) > max(1.5, 2.0 * base) and float(np.mean(q["occ"][s0:s1])) < 0.6:
+                z[s0:s1] = np.maximum(z[s0:s1], p.z_high + 0.5)
+                lifted = True
+        if lifted:
+            q["z"] = z
+            q["occ"] = _segment.occupied_mask(z, q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
+            q["runs"] = _run_stats(q, q["occ"])
     # Sample by sample, a neighbour's cast shadow reaches this track from the sun side:
     # the sun-side half of the "body" has the very tone and colour of the sun-side strip,
     # both darker than lit ground. Such samples are not evidence of a car here.

@@ -176,3 +176,48 @@ def gap_score(z: np.ndarray, colour: np.ndarray, *, step: float, sigma: float) -
 
 def local_min(x: np.ndarray, size: int) -> np.ndarray:
     return minimum_filter1d(x, size, mode="nearest")
+
+
+def step_segments(c: np.ndarray, usable: np.ndarray, *, step: float, w_m: float = 2.0,
+                  min_len_m: float = 10.5, max_len_m: float = 22.5, k: float = 8.0) -> list[tuple[int, int]]:
+    """Stretches bounded by sharp along-track steps at both ends, one car long.
+
+    A car's ends are abrupt changes of tone or colour along the track, even when its body
+    is close to the ballast in tone (a pale flat car, a car standing in a neighbour's
+    shadow): the mean colour over ``w_m`` before a sample differs from the mean over
+    ``w_m`` after it. Step strength is compared with its own typical level on this track
+    (median plus ``k`` robust deviations), so the test adapts to the image's noise and
+    texture. Returns (start, stop) sample pairs between consecutive steps whose length
+    fits one freight car; whether they hold a car is left to the caller.
+    """
+    n = len(c)
+    w = max(int(round(w_m / step)), 2)
+    if n < 4 * w:
+        return []
+    ok = usable & np.isfinite(c).all(axis=1)
+    v = np.where(ok[:, None], c, 0.0)
+    cs = np.vstack([np.zeros((1, c.shape[1])), np.cumsum(v, axis=0)])
+    cn = np.concatenate([[0], np.cumsum(ok)])
+    i = np.arange(w, n - w + 1)
+    nl = cn[i] - cn[i - w]
+    nr = cn[i + w] - cn[i]
+    full = (nl == w) & (nr == w)
+    ml = (cs[i] - cs[i - w]) / w
+    mr = (cs[i + w] - cs[i]) / w
+    d = np.zeros(n)
+    d[i] = np.where(full, np.sqrt(((ml - mr) ** 2).sum(axis=1)), 0.0)
+    dv = d[i][full[: len(i)]]
+    if dv.size < 40:
+        return []
+    med = float(np.median(dv))
+    mad = float(np.median(np.abs(dv - med))) * 1.4826
+    thr = med + k * max(mad, 1e-6)
+    m = max(int(round(1.5 / step)), 1)
+    peaks = np.flatnonzero((d >= thr) & (d >= maximum_filter1d(d, 2 * m + 1, mode="nearest") - 1e-12))
+    if len(peaks) < 2:
+        return []
+    ell = np.diff(peaks) * step
+    sel = np.flatnonzero((ell >= min_len_m) & (ell <= max_len_m))
+    # Every sample of the stretch must be usable: a cloud edge is a step too.
+    seg = [(int(peaks[j]), int(peaks[j + 1])) for j in sel]
+    return [(s0, s1) for s0, s1 in seg if ok[s0:s1].all()]
