@@ -8,7 +8,9 @@ on the claim site can be traced to the exact bytes it came from.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
@@ -31,11 +33,15 @@ _PACKAGES = (
 def software_versions() -> dict[str, str]:
     """Versions of Python, GDAL and every library that shapes a count."""
     versions = {"python": platform.python_version(), "geo_evidence": __version__}
+    installed = _dist_info_versions()
     for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+        version = installed.get(_normalize(name))
+        if version is None:
+            try:
+                version = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                version = "not installed"
+        versions[name] = version
     try:
         import rasterio
 
@@ -43,6 +49,32 @@ def software_versions() -> dict[str, str]:
     except ImportError:  # pragma: no cover - rasterio is a hard dependency
         versions["gdal"] = "unknown"
     return versions
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _dist_info_versions() -> dict[str, str]:
+    """Normalised name -> version of every ``NAME-VERSION.dist-info`` folder on sys.path.
+
+    The version in the folder name is the installed version (wheel spec); reading the
+    names once replaces one METADATA parse per package (~5 ms each). The first entry on
+    sys.path wins, as with :func:`importlib.metadata.version`; anything not found this
+    way is looked up with importlib.metadata.
+    """
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in names:
+            stem = folder[: -len(".dist-info")] if folder.endswith(".dist-info") else ""
+            if stem.count("-") == 1:
+                name, version = stem.split("-")
+                found.setdefault(_normalize(name), version)
+    return found
 
 
 def _claims_path(aoi) -> Path | None:

@@ -284,3 +284,14 @@ def test_count_command_imports_neither_pandas_nor_dask(tmp_path, scene_folder, s
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "o" / "testyard" / "detections.parquet").stat().st_size > 0
+
+
+def test_manifest_software_versions_are_the_installed_distributions():
+    from importlib import metadata
+
+    from geo_evidence.provenance import software_versions
+
+    versions = software_versions()
+    for name in ("numpy", "scipy", "scikit-image", "shapely", "pyproj", "rasterio", "pystac-client"):
+        assert versions[name] == metadata.version(name), name
+    assert versions["python"] == ".".join(map(str, sys.version_info[:3]))
