@@ -328,11 +328,6 @@ def _small_sim_yard(n_cars, seed, when_month, mis=(0.0, 0.0)):
     return res, across
 
 
-@pytest.mark.xfail(strict=True, reason="target not met yet (registration slip): a bright platform 4.6 m "
-                   "beside the outer track scores as more track-like than the empty outer track, so the whole "
-                   "map is moved one track spacing (~5 m) and cars land on the wrong tracks. A vacated-track "
-                   "penalty fixes 2-3 of these 5 scenes, but any weight that fixes all five breaks the "
-                   "2023-10-05 Tumangang sample, whose true misregistration is one spacing")
 @pytest.mark.parametrize("n_cars,seed,month", [(3, 100, 1), (8, 101, 3), (0, 102, 5), (12, 103, 7), (5, 104, 9)])
 def test_small_yard_without_misregistration_is_not_slipped_onto_the_platform(n_cars, seed, month):
     res, across = _small_sim_yard(n_cars, seed, month)
@@ -347,8 +342,6 @@ def test_small_yard_with_a_true_4m_shift_is_still_registered():
     assert abs(res.count - 8) <= 1
 
 
-@pytest.mark.xfail(strict=True, reason="target not met yet: shifted 4 m towards the platform, the yard's "
-                   "one-spacing alias (lines 1 m the other way, the outer line on the platform) still wins")
 def test_small_yard_shifted_towards_the_platform_target():
     res, across = _small_sim_yard(8, 101, 3, mis=(0.0, 4.0))
     assert abs(across - 4.0) < 1.0

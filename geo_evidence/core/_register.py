@@ -10,9 +10,22 @@ refinement allowed.
 The evidence is a per-sample "track-ness" profile across each track: a pair of opposite
 lateral edges ~3.2 m apart (a car body, also a ballast bed), plus a uniform-body term that tells
 a car from the gap between two neighbouring cars. (A rail-pair term was tried and
-dropped: it pulled the fit towards rotations.) Profiles are summed over ~20 m chunks; a candidate transform moves each
-chunk laterally by ``normal . (d + theta * J(p - c))``, so scoring thousands of candidates is
-one gather over a (candidates, chunks) array.
+dropped: at <= 0.5 m the rails are a fraction of a pixel wide and blurred away.) Profiles are
+summed over ~20 m chunks; a candidate transform moves each chunk laterally by
+``normal . (d + theta * J(p - c))``, so scoring thousands of candidates is one gather over a
+(candidates, chunks) array.
+
+Each chunk then casts a VOTE, not its raw score: its profile measured against its own
+background and noise, saturating at one unit for a clearly significant peak (see
+:func:`_votes`). A flat, bright, 4 m platform beside the yard has a much stronger edge pair
+than an empty track (faint ballast and sleepers), so with raw or peak-scaled scores the map
+slips one track spacing onto the platform; with votes, an empty track that stands out
+clearly from its own chunk's background counts as much as the platform, and the small-shift
+prior breaks the tie.
+
+The search is coarse to fine: the full coarse grid on chunk groups of ~60 m, the best coarse
+cells re-scored on the 20 m chunks, then a fine grid around the best few. Scoring gathers
+from profiles upsampled to h/8 by linear interpolation (one gather, no weights).
 """
 
 from __future__ import annotations
@@ -20,10 +33,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
 from geo_evidence.core._geometry import resample_line
 from geo_evidence.core._ribbon import band_scale, sample_grid, to_features
+
+#: Upsampling of the chunk-group profiles for the nearest-index coarse ranking (<= h / 16).
+_UP = 8
+#: Chunks per group in the coarse pass, and how many coarse cells are re-scored exactly.
+_GROUP = 3
+_RESCORE = 256
+#: A chunk's vote reaches one unit at this many noise units above its background.
+_VOTE_SAT = 4.0
 
 
 @dataclass
@@ -44,48 +65,139 @@ def identity(n_tracks: int, centre: np.ndarray) -> Registration:
     return Registration(np.zeros(2), 0.0, centre, np.zeros(n_tracks), 0.0)
 
 
-def _pair_score(F: np.ndarray, h: float, centres_idx: np.ndarray, half: float, span: float, mode: str) -> np.ndarray:
-    """Score of a symmetric feature pair at +-half around each centre offset index."""
+def _edge_pair_score(F: np.ndarray, h: float, c0: int, nc: int, half: float, span: float) -> np.ndarray:
+    """Opposite lateral edges at +-half around each centre offset (a body ``2 * half`` wide).
+
+    ``F`` is channel-first (channels, samples, offsets); the centres are offsets
+    ``c0 .. c0 + nc - 1``. Returns (samples, nc).
+    """
     k = max(int(round(span / h)), 1)
     m = int(round(half / h))
-    if mode == "edge":
-        D = F[:, 2 * k :, :] - F[:, : -2 * k, :]  # derivative centred at index i + k
-        Dpad = np.full_like(F, np.nan)
-        Dpad[:, k:-k, :] = D
-    else:  # ridge / valley: second difference
-        Dpad = np.full_like(F, np.nan)
-        Dpad[:, k:-k, :] = 2 * F[:, k:-k, :] - F[:, 2 * k :, :] - F[:, : -2 * k, :]
-    left = Dpad[:, centres_idx - m, :]
-    right = Dpad[:, centres_idx + m, :]
-    prod = np.nansum(left * right, axis=-1)
-    if mode == "edge":
-        prod = -prod  # a body has opposite edges: up then down, or down then up
-    return np.sqrt(np.clip(prod, 0.0, None))
+    # Derivative centred at offset i: F[i + k] - F[i - k]; read at centre -+ m.
+    left = F[:, :, c0 - m + k : c0 - m + k + nc] - F[:, :, c0 - m - k : c0 - m - k + nc]
+    right = F[:, :, c0 + m + k : c0 + m + k + nc] - F[:, :, c0 + m - k : c0 + m - k + nc]
+    # A body has opposite edges: up then down, or down then up. Off-image or masked samples
+    # (NaN in every channel) count as no evidence.
+    prod = -np.einsum("cij,cij->ij", left, right)
+    np.nan_to_num(prod, copy=False)
+    np.clip(prod, 0.0, None, out=prod)
+    return np.sqrt(prod, out=prod)
 
 
-def _body_score(F: np.ndarray, h: float, centres_idx: np.ndarray) -> np.ndarray:
+def _body_score(F: np.ndarray, h: float, c0: int, nc: int) -> np.ndarray:
     """Uniform ~2 m body centred at each offset, contrasting with the strips at +-2.2 m.
 
     Unlike the edge pair, this tells a 3.2 m car (uniform inside) from the 1.8 m gap
     between two neighbouring cars (a car edge, ground, another car edge inside).
+    ``F`` and the centres as in :func:`_edge_pair_score`.
     """
     F = np.nan_to_num(F)
-    cs = np.concatenate([np.zeros_like(F[:, :1]), np.cumsum(F, axis=1)], axis=1)
-    cs2 = np.concatenate([np.zeros_like(F[:, :1]), np.cumsum(F * F, axis=1)], axis=1)
-    n = cs.shape[1] - 1
 
-    def box(c, centre, half):
-        k = max(int(round(half / h)), 0)
-        lo = np.clip(centre - k, 0, n)
-        hi = np.clip(centre + k + 1, 0, n)
-        return (c[:, hi, :] - c[:, lo, :]) / np.maximum(hi - lo, 1)[None, :, None]
+    def box_mean(x, half):
+        # Mean over offsets [i - k, i + k] around every offset i. The ribbon's padding keeps
+        # every box read below inside the ribbon, so the filter's edge mode never matters.
+        return uniform_filter1d(x, 2 * max(int(round(half / h)), 0) + 1, axis=2)
 
-    m_in = box(cs, centres_idx, 1.0)
-    v_in = np.clip(box(cs2, centres_idx, 1.0) - m_in**2, 0, None)
+    at = slice(c0, c0 + nc)
+    m_in = box_mean(F, 1.0)[:, :, at]
+    v_in = np.clip(box_mean(F * F, 1.0)[:, :, at] - m_in**2, 0, None)
     d = int(round(2.2 / h))
-    m_out = 0.5 * (box(cs, centres_idx - d, 0.3) + box(cs, centres_idx + d, 0.3))
-    diff = np.sqrt(((m_in - m_out) ** 2).sum(-1))
-    return np.clip(diff - 1.5 * np.sqrt(v_in.sum(-1)), 0, None)
+    strip = box_mean(F, 0.3)
+    m_out = 0.5 * (strip[:, :, c0 - d : c0 - d + nc] + strip[:, :, c0 + d : c0 + d + nc])
+    diff = np.sqrt(((m_in - m_out) ** 2).sum(0))
+    return np.clip(diff - 1.5 * np.sqrt(v_in.sum(0)), 0, None)
+
+
+def _votes(S: np.ndarray) -> np.ndarray:
+    """Per-chunk track-ness profiles (chunks, offsets) -> votes in [0, 1].
+
+    Each chunk is measured against its own background (the median over its offsets: most of
+    a ribbon is ground, ballast or the gap between tracks) in units of its own noise (the
+    median absolute deviation), and its vote saturates at one unit for a clearly significant
+    peak. Why: the registration must find where the TRACKS are, and every track is a
+    line-shaped feature of about car width whatever its contrast. A brighter or sharper
+    feature (a concrete platform, a road, a shed roof) is not more of a track than a faint
+    empty one, so strength beyond clear significance must not buy votes; what decides is how
+    many chunks agree. (The earlier scaling by the chunk's own peak gave an empty track's
+    faint bed a fraction of a vote whenever a platform lay in the same ribbon.)
+    """
+    base = np.median(S, axis=1, keepdims=True)
+    spread = np.median(np.abs(S - base), axis=1, keepdims=True)
+    z = (S - base) / np.maximum(spread, 1e-9)
+    return np.clip(z / _VOTE_SAT, 0.0, 1.0)
+
+
+class _Scorer:
+    """Sums of chunk votes under candidate transforms ``(dx, dy, theta)``.
+
+    A chunk moves laterally by ``off = dx * n_x + dy * n_y + theta * a``; its vote is read
+    from its profile by linear interpolation (offsets outside the ribbon score nothing).
+    With ``up``, the profiles are upsampled ``up`` times once (the same linear
+    interpolation) and read by nearest index instead: one gather and no weights per
+    (candidate, chunk), for the large coarse grid, whose ranking only picks cells to re-score.
+    """
+
+    def __init__(self, S: np.ndarray, N: np.ndarray, a: np.ndarray, o0: float, h: float, up: int = 0):
+        K, nO = S.shape
+        self.h, self.up, self.o0, self.nO = h, up, o0, nO
+        step = h / up if up else h
+        if up:
+            pos = np.arange((nO - 1) * up + 1) / up
+            i0 = np.minimum(pos.astype(np.int64), nO - 2)
+            w = (pos - i0).astype(np.float32)
+            S = S[:, i0] * (1 - w) + S[:, i0 + 1] * w
+        # A zero column at both ends: clipped out-of-ribbon indices read nothing.
+        self.n = S.shape[1] + 2
+        table = np.zeros((K, self.n), np.float32)
+        table[:, 1:-1] = S
+        self.table = table.ravel()
+        self.nx = (N[:, 0] / step).astype(np.float32)
+        self.ny = (N[:, 1] / step).astype(np.float32)
+        self.a = (a / step).astype(np.float32)
+        self.step = step
+        # Table index 1 is offset o0 (and +0.5 rounds in the nearest-index mode).
+        self.base = np.float32(1.0 - o0 / step + (0.5 if up else 0.0))
+        self.row = (np.arange(K) * self.n).astype(np.int64)
+
+    def per_chunk(self, cands: np.ndarray, extra: float = 0.0) -> np.ndarray:
+        """Votes of every chunk under each candidate: (C, K) float32.
+
+        ``extra`` moves every chunk that many metres more along its own normal.
+        """
+        c = cands.astype(np.float32)
+        fi = c[:, 0:1] * self.nx + c[:, 1:2] * self.ny
+        fi += c[:, 2:3] * self.a
+        fi += self.base + np.float32(extra / self.step)
+        i0 = np.floor(fi)
+        idx = i0.astype(np.int64)
+        if self.up:
+            np.clip(idx, 0, self.n - 1, out=idx)
+            idx += self.row
+            return self.table[idx]
+        w = fi - i0
+        # Outside the ribbon (the first real entry to the last one, exclusive, as before
+        # the padding) nothing is read.
+        out = (idx < 1) | (idx >= self.n - 2)
+        np.clip(idx, 0, self.n - 2, out=idx)
+        idx += self.row
+        v = self.table[idx] * (1 - w) + self.table[idx + 1] * w
+        v[out] = 0.0
+        return v
+
+    def total(self, cands: np.ndarray, batch: int = 1024) -> np.ndarray:
+        if not len(cands):
+            return np.zeros(0)
+        return np.concatenate([self.per_chunk(cands[i : i + batch]).sum(axis=1, dtype=np.float64)
+                               for i in range(0, len(cands), batch)])
+
+
+def _groups(track_of_chunk: np.ndarray, size: int) -> np.ndarray:
+    """Group ids joining ``size`` consecutive chunks of the same track."""
+    starts = np.flatnonzero(np.r_[True, track_of_chunk[1:] != track_of_chunk[:-1]])
+    first = np.repeat(starts, np.diff(np.r_[starts, len(track_of_chunk)]))
+    key = (np.arange(len(track_of_chunk)) - first) // size
+    new = np.r_[True, (key[1:] != key[:-1]) | (track_of_chunk[1:] != track_of_chunk[:-1])]
+    return np.cumsum(new) - 1
 
 
 def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_rotation_deg: float = 1.5,
@@ -105,72 +217,45 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     pad = half_car + 1.5
     o_full = np.arange(-R - pad, R + pad + h / 2, h)
     n_pad = int(round(pad / h))
-    centres_idx = np.arange(len(o_centres)) + n_pad
 
-    chunk_S, chunk_p, chunk_n, chunk_t = [], [], [], []
-    samples = []
-    for t, line in enumerate(lines):
-        s, xy, nrm = resample_line(line, step_along)
-        samples.append((s, xy, nrm))
-    # One scale for all tracks.
-    raw_all = []
-    for t, (s, xy, nrm) in enumerate(samples):
-        grid = xy[:, None, :] + nrm[:, None, :] * o_full[None, :, None]
-        raw = sample_grid(bands, transform, grid)
-        if valid_fn is not None:
-            bad = ~valid_fn(grid)
-            raw[bad] = np.nan
-        raw_all.append(raw)
-    lo, hi = band_scale(np.concatenate([r.reshape(-1, r.shape[-1]) for r in raw_all]))
-    for t, (s, xy, nrm) in enumerate(samples):
-        F = to_features(raw_all[t], lo, hi)
-        sc = _pair_score(F, h, centres_idx, half_car, max(0.5, h, 0.75 * gsd), "edge")
-        if body_weight:
-            sc = sc + body_weight * _body_score(F, h, centres_idx)
-        sc = np.nan_to_num(sc)
-        chunk = (s // 20.0).astype(int)
-        nch = chunk.max() + 1
-        # Per-chunk sums via a cumulative sum over the sorted chunk ids.
-        starts = np.searchsorted(chunk, np.arange(nch))
-        S = np.add.reduceat(sc, starts, axis=0)
-        cnt = np.bincount(chunk, minlength=nch)
-        P = np.add.reduceat(xy, starts, axis=0)
-        Nn = np.add.reduceat(nrm, starts, axis=0)
-        P /= cnt[:, None]
-        Nn /= np.maximum(np.hypot(Nn[:, 0], Nn[:, 1]), 1e-9)[:, None]
-        ok = S.sum(axis=1) > 0
-        chunk_S.append(S[ok])
-        chunk_p.append(P[ok])
-        chunk_n.append(Nn[ok])
-        chunk_t.append(np.full(ok.sum(), t))
-    S = np.vstack(chunk_S)
+    samples = [resample_line(line, step_along) for line in lines]
+    # All tracks' ribbons in one sampling call, one scale for all tracks.
+    grid = np.concatenate([xy[:, None, :] + nrm[:, None, :] * o_full[None, :, None] for _, xy, nrm in samples])
+    raw = sample_grid(bands, transform, grid)
+    if valid_fn is not None:
+        raw[~valid_fn(grid)] = np.nan
+    lo, hi = band_scale(raw.reshape(-1, raw.shape[-1]))
+    # Channel-first: every term below works along the offsets of contiguous rows.
+    F = np.ascontiguousarray(np.moveaxis(to_features(raw, lo, hi), -1, 0))
+    sc = _edge_pair_score(F, h, n_pad, len(o_centres), half_car, max(0.5, h, 0.75 * gsd))
+    if body_weight:
+        sc = sc + body_weight * _body_score(F, h, n_pad, len(o_centres))
+    sc = np.nan_to_num(sc)
+
+    # Per-chunk sums (20 m chunks, numbered per track).
+    bounds = np.cumsum([0] + [len(s) for s, _, _ in samples])
+    chunk_ids = np.concatenate([(s // 20.0).astype(np.int64) + 0 for s, _, _ in samples])
+    track_of = np.repeat(np.arange(T), np.diff(bounds))
+    offs = np.cumsum([0] + [int(chunk_ids[bounds[t]:bounds[t + 1]].max()) + 1 for t in range(T)])
+    gid = chunk_ids + offs[track_of]
+    starts = np.flatnonzero(np.r_[True, gid[1:] != gid[:-1]])
+    S = np.add.reduceat(sc, starts, axis=0)
+    xy_all = np.concatenate([xy for _, xy, _ in samples])
+    nrm_all = np.concatenate([nrm for _, _, nrm in samples])
+    cnt = np.diff(np.r_[starts, len(gid)])
+    P = np.add.reduceat(xy_all, starts, axis=0) / cnt[:, None]
+    Nn = np.add.reduceat(nrm_all, starts, axis=0)
+    Nn /= np.maximum(np.hypot(Nn[:, 0], Nn[:, 1]), 1e-9)[:, None]
+    tk = track_of[starts]
+    ok = S.sum(axis=1) > 0
+    S, P, Nn, tk = S[ok], P[ok], Nn[ok], tk[ok]
     if len(S) == 0 or S.sum() <= 0:
         return identity(T, centre)
-    # Each chunk votes with at most one unit (Hough-like): the many chunks that agree
-    # outvote a few high-contrast distractors (a road with trucks, a shed roof), and
-    # chunks with only noise are scaled down against the typical chunk.
-    peak = S.max(axis=1)
-    S = S / np.maximum(peak, np.percentile(peak, 75))[:, None]
-    P = np.vstack(chunk_p) - centre
-    N = np.vstack(chunk_n)
-    tk = np.concatenate(chunk_t)
+    S = _votes(S)
+    P = P - centre
+    N = Nn
     a = N[:, 0] * (-P[:, 1]) + N[:, 1] * P[:, 0]
     o0 = o_centres[0]
-    nO = len(o_centres)
-
-    def score(cands, Sx, extra=None):
-        off = cands[:, 0:1] * N[:, 0] + cands[:, 1:2] * N[:, 1] + cands[:, 2:3] * a
-        if extra is not None:
-            off = off + extra
-        fi = (off - o0) / h
-        i0 = np.floor(fi).astype(np.int64)
-        w = fi - i0
-        ok = (i0 >= 0) & (i0 < nO - 1)
-        # One flat gather per neighbour (cheaper than 2-D fancy indexing).
-        flat = np.clip(i0, 0, nO - 2) + (np.arange(len(N)) * nO)[None, :]
-        Sr = Sx.ravel()
-        v = Sr[flat] * (1 - w) + Sr[flat + 1] * w
-        return np.where(ok, v, 0.0)
 
     theta_max = np.deg2rad(max_rotation_deg)
     amax = max(float(np.abs(a).max()), 1.0)
@@ -188,11 +273,25 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
         return (1.0 - 0.01 * dn / search_m - 0.03 * np.abs(c[:, 2]) / max(theta_max, 1e-9)
                 - 0.08 * np.clip(dn - search_m, 0.0, None))
 
-    tot = np.concatenate([score(g[i : i + 2000], Sc).sum(axis=1) for i in range(0, len(g), 2000)])
-    tot = tot * prior(g)
+    coarse = _Scorer(Sc, N, a, o0, h)
+    # The full coarse grid first on ~60 m chunk groups (a 20 m chunk's offset differs from
+    # its group's by at most theta * 20 m, well inside the coarse smoothing), then the best
+    # cells again on the 20 m chunks themselves: the same ranking at a third of the cost.
+    grp = _groups(tk, _GROUP)
+    gs = np.flatnonzero(np.r_[True, grp[1:] != grp[:-1]])
+    gcnt = np.diff(np.r_[gs, len(grp)])
+    if len(gs) < len(grp) and len(g) > _RESCORE:
+        Pg = np.add.reduceat(P, gs, axis=0) / gcnt[:, None]
+        Ng = np.add.reduceat(N, gs, axis=0)
+        Ng /= np.maximum(np.hypot(Ng[:, 0], Ng[:, 1]), 1e-9)[:, None]
+        ag = Ng[:, 0] * (-Pg[:, 1]) + Ng[:, 1] * Pg[:, 0]
+        approx = _Scorer(np.add.reduceat(Sc, gs, axis=0), Ng, ag, o0, h, up=_UP).total(g) * prior(g)
+        keep = np.argpartition(approx, -_RESCORE)[-_RESCORE:]
+        g = g[keep]
+    tot = coarse.total(g) * prior(g)
     # Keep the best few distinct coarse cells: the coarse grid can rank the true cell
     # below a wrong one when the true optimum falls between grid points.
-    order = np.argsort(tot)[::-1]
+    order = np.argsort(tot, kind="stable")[::-1]
     best = []
     for i in order:
         c = g[i]
@@ -201,23 +300,21 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
         if len(best) >= 5:
             break
     dth = (th1[1] - th1[0]) if nth > 1 else 0.0
-    fine = []
-    for b in best:
-        dd = np.arange(-1.0, 1.0 + 1e-9, 0.25)
-        tt = b[2] + np.linspace(-dth, dth, 9) if dth else np.zeros(1)
-        fine.append(np.stack(np.meshgrid(b[0] + dd, b[1] + dd, tt, indexing="ij"), -1).reshape(-1, 3))
-    fine = np.vstack(fine)
+    dd = np.arange(-1.0, 1.0 + 1e-9, 0.25)
+    tt = np.linspace(-dth, dth, 9) if dth else np.zeros(1)
+    local = np.stack(np.meshgrid(dd, dd, tt, indexing="ij"), -1).reshape(-1, 3)
+    fine = np.vstack([b[None, :] + local for b in best])
     Sf = gaussian_filter1d(S, 0.25 / h, axis=1)
-    ftot = score(fine, Sf).sum(axis=1) * prior(fine)
+    fscorer = _Scorer(Sf, N, a, o0, h)
+    ftot = fscorer.total(fine) * prior(fine)
     bi = int(np.argmax(ftot))
     bc = fine[bi]
-    base0 = score(np.zeros((1, 3)), Sf).sum()
+    base0 = fscorer.total(np.zeros((1, 3)))[0]
     # Per-track lateral refinement, small and penalised so a lone track does not wander.
     per = np.zeros(T)
     deltas = np.arange(-per_track_m, per_track_m + 1e-9, h)
-    # All tracks and all deltas in one gather: (deltas, chunks), summed per track.
-    extra = np.repeat(deltas[:, None], len(N), axis=1)
-    vals_dk = np.vstack([score(bc[None, :], Sf, extra=extra[i : i + 1])[0] for i in range(len(deltas))])
+    # All deltas at once: a lateral delta is a shift along each chunk's own normal.
+    vals_dk = np.vstack([fscorer.per_chunk(bc[None, :], extra=float(dl))[0] for dl in deltas])
     for t in range(T):
         sel = tk == t
         if sel.sum() < 2:

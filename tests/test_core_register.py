@@ -1,0 +1,136 @@
+"""Registration of the track lines on small hand-drawn yards (exact truth, no simulator).
+
+Each scene is drawn here from its description: tracks along x, a faint ballast bed under
+each, optional railcars (3.1 m wide bodies), an optional concrete platform, noise. The AOI's
+lines are the true track axes moved by a known misregistration, which ``register`` must undo.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geo_evidence.core._register import register
+from geo_evidence.core._ribbon import band_views
+
+GSD = 0.5
+LENGTH = 200.0
+
+
+def _strip(v: np.ndarray, half: float) -> np.ndarray:
+    """Coverage of a strip |v| <= half with a half-metre soft edge (optics blur)."""
+    return np.clip((half - np.abs(v)) / 0.5 + 0.5, 0.0, 1.0)
+
+
+def draw_yard(tracks_y, *, cars=(), platform_y=None, shift=(0.0, 0.0), rot_deg=0.0, seed=0, bed=25.0):
+    """Image, transform and misregistered lines of a straight yard.
+
+    ``cars``: (track index, x from, x to, brightness); ``bed``: how much brighter an empty
+    track's ballast bed is than the ground (the platform is 100 brighter). The true tracks
+    are the mapped lines rotated by ``rot_deg`` about the yard centre and then moved by
+    ``shift``; so the registration that puts the lines back on the tracks is exactly
+    (shift, rot_deg).
+    """
+    rng = np.random.default_rng(seed)
+    ys = np.asarray(tracks_y, float)
+    y0, y1 = ys.min() - 22.0, ys.max() + 22.0
+    x0, x1 = -LENGTH / 2 - 20.0, LENGTH / 2 + 20.0
+    w, h = int((x1 - x0) / GSD), int((y1 - y0) / GSD)
+    transform = (GSD, 0.0, x0, 0.0, -GSD, y1)
+    xx = x0 + (np.arange(w) + 0.5) * GSD
+    yy = y1 - (np.arange(h) + 0.5) * GSD
+    X, Y = np.meshgrid(xx, yy)
+    centre = np.array([0.0, ys.mean()])
+    # Track-local coordinates of every pixel: undo the shift, then the rotation.
+    th = np.deg2rad(rot_deg)
+    px, py = X - shift[0] - centre[0], Y - shift[1] - centre[1]
+    u = np.cos(th) * px + np.sin(th) * py + centre[0]
+    v = -np.sin(th) * px + np.cos(th) * py + centre[1]
+    img = np.full((h, w), 105.0)
+    img += 4.0 * np.sin(X / 9.0) * np.cos(Y / 7.0)  # uneven ground
+    on_yard = np.abs(u) <= LENGTH / 2
+    for ty in ys:
+        # An empty track: a ballast bed brighter than the ground, 2.8 m wide.
+        img += bed * _strip(v - ty, 1.4) * on_yard
+    for t, a, b, value in cars:
+        body = _strip(v - ys[t], 1.55) * ((u >= a) & (u <= b))
+        img = img * (1 - body) + value * body
+    if platform_y is not None:
+        # Flat concrete, 4 m wide, brighter than anything in the yard, 160 m long.
+        plat = _strip(v - platform_y, 2.0) * (np.abs(u) <= 80.0)
+        img = img * (1 - plat) + 205.0 * plat
+    img += rng.normal(0.0, 2.5, img.shape)
+    rgb = np.clip(np.stack([img * 1.02, img, img * 0.96], axis=-1), 0, 255).astype(np.uint8)
+    s = np.linspace(-LENGTH / 2, LENGTH / 2, 11)
+    lines = [np.column_stack([s, np.full_like(s, ty)]) for ty in ys]
+    return rgb, transform, lines
+
+
+def run(img, transform, lines, **kw):
+    return register(band_views(img), transform, lines, gsd=GSD, search_m=7.0, max_rotation_deg=1.5,
+                    per_track_m=0.75, body_weight=0.5, **kw)
+
+
+def lateral(reg, y_track: float) -> float:
+    """Where the registration moves a mapped line at y (mid-yard), across the tracks."""
+    xy = np.array([[0.0, y_track]])
+    rel = xy - reg.centre
+    return float(reg.shift[1] + rel[0, 0] * reg.theta)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_an_empty_yard_beside_a_bright_platform_is_not_moved_onto_the_platform(seed):
+    # Three EMPTY tracks 5 m apart and a flat 4 m platform 4.6 m beyond the outer one: the
+    # platform's sharp, strong edges look more like a car body than a faint empty bed does,
+    # but it is one feature against a track's; the lines are already right.
+    img, tf, lines = draw_yard([0.0, 5.0, 10.0], platform_y=-4.6, seed=seed)
+    reg = run(img, tf, lines)
+    assert abs(lateral(reg, 5.0)) < 0.6
+
+
+def test_a_yard_with_cars_beside_a_platform_stays_put():
+    cars = [(1, -60.0, -45.0, 60.0), (1, -44.0, -29.0, 170.0), (2, 20.0, 35.0, 50.0)]
+    img, tf, lines = draw_yard([0.0, 5.0, 10.0], cars=cars, platform_y=-4.6, seed=4)
+    reg = run(img, tf, lines)
+    assert abs(lateral(reg, 5.0)) < 0.6
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: when an empty track's bed is only ~1/10 of the platform's "
+                   "contrast, its edge-pair evidence falls below the vote's saturation while the platform's does not, "
+                   "and the map still slips one spacing; telling them apart needs a width or texture term that dark "
+                   "cars with their shadows (as wide and flat as a platform) do not trip")
+def test_a_very_faint_empty_yard_beside_a_platform_is_not_moved_onto_it():
+    img, tf, lines = draw_yard([0.0, 5.0, 10.0], platform_y=-4.6, seed=1, bed=9.0)
+    reg = run(img, tf, lines)
+    assert abs(lateral(reg, 5.0)) < 0.6
+
+
+@pytest.mark.parametrize("dy", [-4.0, 4.0, 5.0])
+def test_a_true_shift_of_about_one_track_spacing_is_found_even_beside_a_platform(dy):
+    # A real misregistration as large as the track spacing, towards or away from the
+    # platform, must not be pinned to the mapped position or to the platform.
+    cars = [(0, -70.0, -55.0, 60.0), (2, 10.0, 25.0, 165.0)]
+    img, tf, lines = draw_yard([0.0, 5.0, 10.0, 15.0], cars=cars, platform_y=-4.6, shift=(0.0, dy), seed=5)
+    reg = run(img, tf, lines)
+    assert abs(lateral(reg, 7.5) - dy) < 0.6
+
+
+def test_shift_and_rotation_are_recovered_together():
+    cars = [(0, -80.0, -65.0, 55.0), (0, -64.0, -49.0, 160.0), (3, 40.0, 55.0, 60.0), (3, 60.0, 75.0, 175.0)]
+    img, tf, lines = draw_yard([0.0, 5.2, 10.4, 15.6], cars=cars, shift=(1.5, -2.5), rot_deg=0.6, seed=6)
+    reg = run(img, tf, lines)
+    assert abs(np.rad2deg(reg.theta) - 0.6) < 0.2
+    # Both ends of the yard land on their tracks (the rotation moves them +-1 m).
+    for x in (-90.0, 90.0):
+        th = np.deg2rad(0.6)
+        true_y = 7.8 + np.sin(th) * x - 2.5  # the centre line of the yard, rotated and shifted
+        rel = np.array([x, 7.8]) - reg.centre
+        got = 7.8 + reg.shift[1] + rel[0] * reg.theta
+        assert abs(got - true_y) < 0.5
+
+
+def test_nothing_usable_in_the_image_means_no_registration():
+    # Every ribbon sample masked (cloud, nodata): no shift may be invented.
+    img, tf, lines = draw_yard([0.0, 5.0, 10.0], platform_y=-4.6, seed=7)
+    reg = run(img, tf, lines, valid_fn=lambda xy: np.zeros(xy.shape[:-1], bool))
+    assert np.all(reg.shift == 0.0) and reg.theta == 0.0 and np.all(reg.per_track == 0.0)
