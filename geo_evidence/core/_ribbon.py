@@ -164,17 +164,20 @@ def to_features(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, log: bool
 
 def band_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Robust per-band scale from sampled values (2nd and 98th percentile)."""
-    flat = values.reshape(-1, values.shape[-1])
-    if len(flat) > 400_000:
-        flat = flat[:: len(flat) // 400_000 + 1]
+    base = values.reshape(-1, values.shape[-1])
+    step = len(base) // 400_000 + 1 if len(base) > 400_000 else 1
+    flat = base[::step]
     finite = np.isfinite(flat[:, 0])
     for k in range(1, flat.shape[1]):
         finite &= np.isfinite(flat[:, k])
-    flat = flat[finite]
-    if len(flat) == 0:
+    # The rows kept are every k-th finite row of every step-th sample; gather only those
+    # (~40,000) from the contiguous samples rather than copying every finite row first.
+    rows = np.flatnonzero(finite)
+    if len(rows) == 0:
         return np.zeros(values.shape[-1], np.float32), np.ones(values.shape[-1], np.float32)
-    if len(flat) > 40_000:
-        flat = flat[:: len(flat) // 40_000 + 1]
+    if len(rows) > 40_000:
+        rows = rows[:: len(rows) // 40_000 + 1]
+    flat = np.take(base, rows * step, axis=0)
     # Both percentiles from one partition of the sample.
     lo, hi = np.percentile(flat, [2, 98], axis=0).astype(np.float32)
     # One scale for all bands keeps colour ratios meaningful.
