@@ -45,6 +45,7 @@ _GROUP = 3
 _RESCORE = 256
 #: A chunk's vote reaches one unit at this many noise units above its background.
 _VOTE_SAT = 4.0
+_FLOOR = 0.25
 
 
 @dataclass
@@ -123,6 +124,9 @@ def _votes(S: np.ndarray) -> np.ndarray:
     """
     base = np.median(S, axis=1, keepdims=True)
     spread = np.median(np.abs(S - base), axis=1, keepdims=True)
+    # A chunk that is mostly masked (cloud, nodata) has almost no spread: its noise is
+    # judged against the scene's typical chunk instead, not blown up into full votes.
+    spread = np.maximum(spread, _FLOOR * np.median(spread))
     z = (S - base) / np.maximum(spread, 1e-9)
     return np.clip(z / _VOTE_SAT, 0.0, 1.0)
 
