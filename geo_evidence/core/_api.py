@@ -683,20 +683,24 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
 
 
 def _run_stats(q: dict, occ: np.ndarray) -> list:
-    """Mean colours of the centre, the two body halves and the two side strips per run."""
-    import warnings
+    """Mean colours of the centre, the two body halves and the two side strips per run.
 
-    runs = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for s0, s1 in _segment.runs_of(occ):
-            cv = np.nanmean(q["c"][s0:s1], axis=0)
-            slv = np.nanmean(q["sl"][s0:s1], axis=0)
-            srv = np.nanmean(q["sr"][s0:s1], axis=0)
-            hlv = np.nanmean(q["hl"][s0:s1], axis=0)
-            hrv = np.nanmean(q["hr"][s0:s1], axis=0)
-            runs.append([s0, s1, float(cv[0]), float(slv[0]), float(srv[0]), (hlv, hrv), slv, srv])
-    return runs
+    NaN-aware run means from prefix sums of the five profiles stacked side by side: one
+    cumulative sum per call instead of five ``nanmean`` per run.
+    """
+    runs_idx = _segment.runs_of(occ)
+    if not runs_idx:
+        return []
+    prof = np.concatenate([q["c"], q["sl"], q["sr"], q["hl"], q["hr"]], axis=1)
+    ok = np.isfinite(prof)
+    cs = np.vstack([np.zeros((1, prof.shape[1])), np.cumsum(np.where(ok, prof, 0.0), axis=0)])
+    cn = np.vstack([np.zeros((1, prof.shape[1])), np.cumsum(ok, axis=0)])
+    b = np.asarray(runs_idx)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (cs[b[:, 1]] - cs[b[:, 0]]) / (cn[b[:, 1]] - cn[b[:, 0]])
+    cv, slv, srv, hlv, hrv = np.split(means, 5, axis=1)
+    return [[int(s0), int(s1), float(cv[k, 0]), float(slv[k, 0]), float(srv[k, 0]), (hlv[k], hrv[k]), slv[k], srv[k]]
+            for k, (s0, s1) in enumerate(runs_idx)]
 
 
 def _suppress_overlaps(cands: list) -> list:
