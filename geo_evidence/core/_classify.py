@@ -35,11 +35,17 @@ def track_feature_sums(F: np.ndarray, offsets: np.ndarray) -> dict:
         body = np.nan_to_num(np.nanmean(F[:, ao <= 1.2, :], axis=1))
     along = band(ao <= 1.1)
     cols = np.column_stack([mid - flank, rim - inner, along, along**2, body])
-    return {"cum": np.vstack([np.zeros((1, cols.shape[1])), np.cumsum(cols, axis=0)])}
+    return {"cum": np.vstack([np.zeros((1, cols.shape[1])), np.cumsum(cols, axis=0)]), "F": F, "offsets": offsets}
 
 
 def car_features(sums: dict, i0: int, i1: int, bg: np.ndarray, sigma: float) -> dict:
-    """Features of the car spanning samples [i0, i1) of a track."""
+    """Features of the car spanning samples [i0, i1) of a track.
+
+    Tone features come from the cumulative sums; when ``sums`` carries the track's feature
+    array (``F``, ``offsets``, as :func:`track_feature_sums` returns), shape features of
+    the car's own ribbon are added (:func:`_shape_features`): they compare parts of the
+    car with each other, so they do not depend on the paint or the ground.
+    """
     n = max(i1 - i0, 1)
     m = (sums["cum"][i1] - sums["cum"][i0]) / n
     stripe, rim, al, al2 = m[0], m[1], m[2], m[3]
@@ -47,42 +53,177 @@ def car_features(sums: dict, i0: int, i1: int, bg: np.ndarray, sigma: float) -> 
     sig = max(sigma, 1e-6)
     along_tex = float(np.sqrt(max(al2 - al * al, 0.0))) / sig
     chroma = float(np.sqrt(np.sum(body[1:] ** 2))) if body.size > 1 else 0.0
-    return {"stripe": float(stripe) / sig, "rim": float(rim) / sig, "lum": float(body[0] - bg[0]) / sig,
-            "chroma": chroma, "along_tex": along_tex}
+    out = {"stripe": float(stripe) / sig, "rim": float(rim) / sig, "lum": float(body[0] - bg[0]) / sig,
+           "chroma": chroma, "along_tex": along_tex}
+    if sums.get("F") is not None and i1 - i0 >= 8:
+        out.update(_shape_features(sums["F"][i0:i1, :, 0], sums["offsets"], float(bg[0]), sig))
+    return out
+
+
+def _shape_features(L: np.ndarray, offsets: np.ndarray, bg: float, sig: float) -> dict:
+    """Cross-section and along-track shape of one car from its luminance ribbon.
+
+    ``L`` is (samples, offsets) log-luminance of the car's samples, ``bg`` the empty-track
+    reference, ``sig`` the yard's noise. The car's median cross-section is first centred
+    (registration leaves the car up to ~0.75 m off the track line: the centre is where
+    the two body edges 3.2 m apart are strongest) and oriented (sun side first: the side
+    whose outer strip is not in the car's own shadow). Returned, in units of ``sig``
+    (``*_r``: relative to the car's own contrast, so paint and ground do not matter):
+
+    - ``peak``: a narrow bright line inside the body above the body's median (the
+      specular line along a tank's barrel, wherever the sun puts it across the barrel);
+    - ``dip``: a dark line along the middle, darker than both sides (a hopper's hatch);
+    - ``asym``: the sun-side half of the body minus the anti-sun half (a cylinder or a
+      pitched roof is lit on one flank; a flat roof or an open top is not);
+    - ``wall``: the body's edge band brighter than its inside (an open top's walls
+      around a darker load; negative for eaves or a bare deck beside a load);
+    - ``ends``: how far the first and last sixth of the car differ from its middle;
+    - ``step``: the largest along-track step between neighbouring 2 m stretches inside
+      the car (container ends, a gap between two containers);
+    - ``tex``: along-track texture of the body (ore heaps, containers, hatches);
+    - ``xtex``: texture inside the body left after the mean cross-section (a patchy
+      load; a painted roof is smooth).
+    """
+    import warnings
+
+    n, k = L.shape
+    e = max(n // 6, 1)
+    h = float(np.min(np.diff(offsets))) if k > 1 else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        core = L[e:n - e] if n - 2 * e >= 4 else L
+        P = np.nanmedian(core, axis=0) - bg
+        P = np.where(np.isfinite(P), P, np.nanmedian(P) if np.isfinite(P).any() else 0.0)
+        # Centre: the offset whose two body edges (+-1.6 m) carry the largest gradient.
+        G = np.abs(np.gradient(P, h)) if k > 2 else np.zeros(k)
+        cands = offsets[np.abs(offsets) <= 0.75]
+        if len(cands) == 0:
+            cands = np.array([0.0])
+        score = np.interp(cands - 1.6, offsets, G) + np.interp(cands + 1.6, offsets, G)
+        c = float(cands[int(np.argmax(score))])
+        rel = offsets - c
+        out_neg = np.nanmean(P[rel <= -2.0]) if (rel <= -2.0).any() else np.nan
+        out_pos = np.nanmean(P[rel >= 2.0]) if (rel >= 2.0).any() else np.nan
+        # Orient: negative relative offsets on the sun side (its outer strip is lit).
+        flip = bool(np.isfinite(out_neg) and np.isfinite(out_pos) and out_neg < out_pos)
+        if flip:
+            rel = -rel
+        # Body width: the strongest edge on either side, refined to a fraction of a step
+        # (a container on a flat is 2.4 m wide, a tank's barrel ~3.0 m, a box car 3.2 m).
+        width = _edge(G, rel, 0.9, 2.3) + _edge(G, -rel, 0.9, 2.3)
+        ar = np.abs(rel)
+        body = ar <= 1.2
+        inner = ar <= 0.9
+        med = np.nanmedian(P[body])
+        peak = np.nanmax(P[ar <= 1.1]) - med
+        centre = np.nanmean(P[ar <= max(0.3, h / 2 + 1e-6)])
+        sides = np.nanmean(P[(ar >= 0.55) & (ar <= 0.95)])
+        dip = sides - centre
+        wall = np.nanmean(P[(ar >= 1.1) & (ar <= 1.5)]) - np.nanmedian(P[inner])
+        sun = np.nanmean(P[(rel < -0.3) & (rel >= -1.2)])
+        anti = np.nanmean(P[(rel > 0.3) & (rel <= 1.2)])
+        ground = np.nanmean(P[rel <= -2.0]) if (rel <= -2.0).any() else 0.0
+        A = np.nanmean(L[:, inner], axis=1) - bg
+        A = np.where(np.isfinite(A), A, np.nanmean(A))
+        mid = A[e:n - e] if n - 2 * e >= 4 else A
+        mmid = np.nanmean(mid)
+        ends = max(abs(np.nanmean(A[:e]) - mmid), abs(np.nanmean(A[n - e:]) - mmid))
+        # Steps along the car: means of neighbouring windows (~2 m: a sixth of a car),
+        # ignoring a window at either end where the car meets its coupler gap.
+        w = max(n // 7, 2)
+        cs = np.concatenate([[0.0], np.cumsum(A)])
+        pos = np.arange(w + w // 2, n - w - w // 2 + 1)
+        step = float(np.max(np.abs((cs[pos] - cs[pos - w]) - (cs[pos + w] - cs[pos])) / w)) if len(pos) else 0.0
+        tex = np.nanstd(mid)
+        R = core[:, inner] - np.nanmean(core[:, inner], axis=0)
+        R = R - np.nanmean(R, axis=1, keepdims=True)
+        xtex = np.nanstd(R)
+    contrast = max(abs(med - ground), abs(med), np.nanstd(P[body]), sig)
+    vals = {"peak": peak, "dip": dip, "asym": sun - anti, "wall": wall, "ends": ends, "step": step, "tex": tex,
+            "xtex": xtex, "med": med}
+    out = {k: float(np.nan_to_num(v)) / sig for k, v in vals.items()}
+    out.update({k + "_r": float(np.nan_to_num(vals[k]) / contrast) for k in vals if k != "med"})
+    out["centre_m"] = c
+    out["width_m"] = float(width)
+    return out
+
+
+def _edge(G: np.ndarray, r: np.ndarray, lo: float, hi: float) -> float:
+    """Distance from the car's centre to its strongest edge at ``lo <= r <= hi``.
+
+    ``G`` is the gradient magnitude of the cross-section at relative offsets ``r``; the
+    maximum is refined by a parabola through it and its neighbours.
+    """
+    idx = np.flatnonzero((r >= lo) & (r <= hi))
+    if len(idx) == 0:
+        return 1.6
+    j = int(idx[np.argmax(G[idx])])
+    if 0 < j < len(G) - 1:
+        a, b, c = G[j - 1], G[j], G[j + 1]
+        den = a - 2 * b + c
+        d = 0.5 * (a - c) / den if den < 0 else 0.0
+        step = r[j + 1] - r[j] if r[j + 1] != r[j] else 1.0
+        return float(r[j] + np.clip(d, -0.5, 0.5) * step)
+    return float(r[j])
 
 
 def classify(length_m: float, feats: dict, *, gsd: float) -> str:
     """Rule-based type guess; ``unknown`` when the evidence does not single one out.
 
-    Physical cues, in order: length (locomotives and long flats), a dark lengthwise
-    trough (hopper; a painted one is a locomotive's roof), a bright specular line along a
-    grey or black barrel (tank), one strong paint colour on a long uniform body (box), an
-    open top whose rim is as bright as the interior or brighter (gondola), colour blocks
-    along the car (flat with containers, or a coloured bulk load in a gondola), then
-    length alone (box cars are longest, tank cars shortest).
-    Set on the tuning scenes (benchmarks/heldout/README.md).
+    See :func:`decide` for the cues, in the order they are tried.
+    """
+    return decide(length_m, feats, gsd=gsd)[0]
+
+
+def decide(length_m: float, feats: dict, *, gsd: float) -> tuple[str, str]:
+    """The type guess and the name of the cue that decided it.
+
+    Physical cues first (an open top's walls, a tank's specular line, a hopper's hatch
+    line, blocks of load along a flat), length next, paint never. Thresholds are in units
+    of the yard's noise; they were set on the tuning scenes (benchmarks/car_types.py).
     """
     if gsd > 1.2:
-        return "unknown"
-    stripe, lum, chroma, tex, rim = feats["stripe"], feats["lum"], feats["chroma"], feats["along_tex"], feats["rim"]
-    if length_m >= 18.5:
-        return "flat" if (chroma > 0.2 or tex > 3.0) else "locomotive"
-    if rim >= 5.0:
-        return "gondola"  # a deep dark interior inside a bright rim: an open top
-    if stripe <= -1.5:
-        # A lengthwise trough: grey hopper slopes, or a painted locomotive's roof gear.
-        return "locomotive" if chroma >= 0.18 else "hopper"
-    if stripe >= 1.5 and chroma < 0.12:
-        return "tank"  # a bright specular line along a grey or black barrel
-    if chroma >= 0.35 and length_m >= 15.3 and tex < 3.0:
-        return "box"  # one strong paint colour, uniform along a long body
-    if rim >= -1.0 and length_m >= 12.8:
-        return "gondola"  # an open top: rim as bright as or brighter than the interior
-    if chroma >= 0.2 and tex >= 2.5:
-        # Colour blocks along the car: containers on a flat, or a coloured bulk load.
-        return "gondola" if rim >= -2.0 and length_m < 15.5 else "flat"
-    if length_m >= 15.3:
-        return "box"
-    if length_m < 13.3:
-        return "tank"
-    return "gondola"
+        return "unknown", "coarse"
+    g = lambda k, d=0.0: float(feats.get(k, d))  # noqa: E731
+    ell = length_m
+    peak, stripe, rim, dip, asym = g("peak"), g("stripe"), g("rim"), g("dip"), g("asym")
+    tex, step, ends, step_r, tex_r = g("tex"), g("step"), g("ends"), g("step_r"), g("tex_r")
+    along, lum, xtex_r = g("along_tex"), g("lum"), g("xtex_r")
+    if rim >= 6.0:
+        return "gondola", "walls"  # an open top: walls much brighter than the load inside
+    if step >= 8.0 and step_r >= 0.6:
+        return "flat", "blocks"  # a step along the car as strong as the car itself: container ends
+    if peak >= 3.0 and rim < 3.0:
+        return "tank", "specular"  # a narrow bright line along a barrel
+    if dip >= 1.6:
+        return "hopper", "hatch"  # a dark hatch line along the middle, lit slopes either side
+    if asym <= -1.5 or (rim >= 3.0 and asym <= -1.0):
+        # The sun-side half of the body darker than the other: the sun-side wall of an
+        # open top shades the load inside (a roof or a barrel is lit on that side).
+        if rim <= -3.4 and stripe <= 0.4 and xtex_r <= 0.03:
+            return "box", "smooth-roof"  # dark eaves around a smooth roof
+        return "gondola", "shaded-inside"
+    if ell < 11.0:
+        # Shorter than any freight car and no cue of its own: a piece of a longer car (a
+        # locomotive split at its cab) or a partial view; its length says nothing.
+        return "unknown", "too-short"
+    if ell > 19.0:
+        # Longer than any freight car but a long flat: a flat shows its load in blocks.
+        if step_r >= 0.25 or tex_r >= 0.12:
+            return "flat", "long-blocks"
+        if abs(lum) < 5.0 and rim < 1.5:
+            return "flat", "long-faint"  # a bare deck barely stands out from the ballast
+        return "locomotive", "long-uniform"
+    if asym >= 1.2 and ell >= 14.0:
+        return "box", "lit-roof"  # a pitched roof lit on the sun side
+    if ell > 15.5:
+        return ("box", "long-roof") if tex <= 0.7 else ("gondola", "long-textured")
+    if rim > -0.9:
+        return "gondola", "short-rim"
+    if tex <= 0.2:
+        return "hopper", "uniform"
+    if peak > 1.8:
+        return ("box", "ridge") if step <= 0.6 else ("tank", "ridge-step")
+    if ell <= 14.0:
+        return ("gondola", "short-plain") if ends <= 0.67 else ("flat", "short-ends")
+    return ("box", "short-roof") if along <= 1.07 else ("gondola", "short-textured")

@@ -1,0 +1,137 @@
+"""Car-type guesses of the image core: physical cues on tiny ribbons, and whole scenes.
+
+The ribbon tests build a car's across/along-track luminance array by hand (no renderer),
+so each cue (specular line, open top, hatch line, container blocks, long uniform body) is
+checked on its own. The scene tests use the independent test renderer
+(tests/scenes_synthetic.py) at fine GSD and match detections to the exact truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from geo_evidence.core import _classify, count_railcars
+
+import scenes_synthetic as S
+
+STEP = 0.15  # along-track sample step (m) of the tiny ribbons
+OFFSETS = np.arange(-2.75, 2.75 + 0.075, 0.15)  # across-track offsets at 0.3 m GSD
+SIGMA = 0.02  # the yard's noise in feature units
+
+
+def ribbon(length_m, profile, *, along=None, rng, shadow=True):
+    """A car's luminance ribbon (samples, offsets, 1): ``profile(v)`` across the body
+    (|v| <= 1.6 m), ballast at 0 outside, the car's own shadow on the +v side, optional
+    ``along(u)`` added along the car, and the yard's noise."""
+    u = np.arange(0, length_m, STEP)
+    v = OFFSETS
+    body = np.abs(v) <= 1.6
+    L = np.zeros((len(u), len(v)))
+    L[:, body] = profile(v[body])[None, :]
+    if along is not None:
+        L[:, body] += along(u)[:, None]
+    if shadow:
+        L[:, v > 1.6] = -0.35
+    L += rng.normal(0, SIGMA, L.shape)
+    return L[..., None]
+
+
+def guess(F, *, gsd=0.3):
+    sums = _classify.track_feature_sums(F, OFFSETS)
+    feats = _classify.car_features(sums, 0, len(F), np.zeros(1), SIGMA)
+    return _classify.classify(len(F) * STEP, feats, gsd=gsd)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_lit_barrel_with_a_specular_line_is_a_tank(seed):
+    rng = np.random.default_rng(seed)
+
+    def barrel(v):
+        t = np.clip(v / 1.5, -1, 1)
+        lam = np.clip(-0.6 * t + 0.8 * np.sqrt(1 - t**2), 0, 1)  # sun on the -v side
+        return -0.3 + 0.35 * lam + 0.4 * np.exp(-(((t + 0.35) / 0.13) ** 2))
+
+    assert guess(ribbon(12.5, barrel, rng=rng)) == "tank"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_dark_load_inside_bright_walls_is_an_open_top(seed):
+    rng = np.random.default_rng(seed)
+    walls = lambda v: np.where(np.abs(v) > 1.25, 0.05, -0.45)  # noqa: E731
+    assert guess(ribbon(14.0, walls, rng=rng)) == "gondola"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_dark_hatch_line_between_lit_slopes_is_a_hopper(seed):
+    rng = np.random.default_rng(seed)
+    hatch = lambda v: np.where(np.abs(v) < 0.35, 0.0, 0.2)  # noqa: E731
+    assert guess(ribbon(15.0, hatch, rng=rng)) == "hopper"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_containers_of_different_tone_on_a_long_deck_are_a_flat(seed):
+    rng = np.random.default_rng(seed)
+    flat_top = lambda v: np.where(np.abs(v) < 1.22, 0.0, -0.3)  # noqa: E731
+    # Deck ends, one light and one dark container, 20 m in all.
+    blocks = lambda u: np.select([u < 3.5, u < 10.0, u < 16.5], [-0.3, 0.3, -0.2], -0.3)  # noqa: E731
+    assert guess(ribbon(20.5, flat_top, along=blocks, rng=rng)) == "flat"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_long_uniform_tall_body_is_a_locomotive_not_a_freight_car(seed):
+    rng = np.random.default_rng(seed)
+    hood = lambda v: np.full(v.shape, -0.3)  # noqa: E731
+    assert guess(ribbon(20.5, hood, rng=rng)) == "locomotive"
+
+
+def test_no_type_is_guessed_at_coarse_gsd():
+    rng = np.random.default_rng(0)
+    hood = lambda v: np.full(v.shape, -0.3)  # noqa: E731
+    assert guess(ribbon(16.0, hood, rng=rng), gsd=3.0) == "unknown"
+
+
+def test_features_without_the_raw_ribbon_still_give_a_type():
+    # Older callers pass only the cumulative sums: the tone cues and length still decide.
+    rng = np.random.default_rng(3)
+    F = ribbon(16.0, lambda v: np.full(v.shape, -0.3), rng=rng)
+    sums = _classify.track_feature_sums(F, OFFSETS)
+    sums = {"cum": sums["cum"]}
+    feats = _classify.car_features(sums, 0, len(F), np.zeros(1), SIGMA)
+    assert _classify.classify(16.0, feats, gsd=0.5) in _classify.CAR_TYPES
+
+
+def _typed_matches(sc, res):
+    polys = shapely.polygons([shapely.linearrings(t["polygon_map"]) for t in sc.truth])
+    used, pairs = set(), []
+    for d in res.detections:
+        c = np.asarray(d.polygon_map)[:-1].mean(axis=0)
+        hit = [h for h in np.flatnonzero(shapely.contains_xy(polys, c[0], c[1])) if h not in used]
+        if hit:
+            used.add(hit[0])
+            pairs.append((sc.truth[hit[0]]["type"], d.car_type))
+    return pairs
+
+
+@pytest.mark.parametrize("gsd", [0.3, 0.5])
+def test_test_renderer_cars_of_every_type_are_mostly_typed_right(gsd):
+    freight = ["box", "tank", "gondola", "flat", "hopper"]
+    pairs = []
+    for seed in (11, 12):
+        rng = np.random.default_rng(seed)
+        cars = []
+        for t in range(4):
+            kinds = [str(k) for k in rng.permutation(freight)] + [str(rng.choice(freight))]
+            cars += S.cut(t, 15.0 + 10.0 * t, (["locomotive"] if t % 2 == 0 else []) + kinds)
+        sc = S.render(n_tracks=4, length_m=200, gsd_m=gsd, cars=cars, seed=seed)
+        res = count_railcars(sc.image, transform=sc.transform, tracks=sc.tracks)
+        pairs += _typed_matches(sc, res)
+    assert len(pairs) >= 40
+    right = [t == g for t, g in pairs]
+    assert np.mean(right) >= 0.8, pairs
+    for t in freight + ["locomotive"]:
+        mine = [g for tt, g in pairs if tt == t]
+        assert np.mean([g == t for g in mine]) >= 0.5, (t, mine)
+    # A locomotive is never taken for a freight car.
+    assert all(g in ("locomotive", "unknown") for t, g in pairs if t == "locomotive"), pairs
