@@ -126,7 +126,11 @@ def _votes(S: np.ndarray) -> np.ndarray:
     spread = np.median(np.abs(S - base), axis=1, keepdims=True)
     # A chunk that is mostly masked (cloud, nodata) has almost no spread: its noise is
     # judged against the scene's typical chunk instead, not blown up into full votes.
-    spread = np.maximum(spread, _FLOOR * np.median(spread))
+    # (Typical among the chunks with any spread at all: in a cloudy scene most chunks may
+    # be half masked, with a median spread of zero.)
+    some = spread[spread > 0]
+    typical = float(np.median(some)) if some.size else 1.0
+    spread = np.maximum(spread, _FLOOR * typical)
     z = (S - base) / np.maximum(spread, 1e-9)
     return np.clip(z / _VOTE_SAT, 0.0, 1.0)
 
