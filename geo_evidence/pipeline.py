@@ -14,11 +14,18 @@ Output layout (docs/CONTRACTS.md)::
     OUT/<aoi>/counts.json                     every record of the run, by datetime
     OUT/<aoi>/detections.parquet              GeoParquet of every detection
     OUT/<aoi>/manifest.json                   provenance
+    OUT/.scene-checksums.json                 scene sha256 by file signature (a cache)
+
+A scene's sha256 is computed on a background thread while scenes are counted, and is
+remembered by the file's signature (device, inode, size, mtime, ctime) so that a re-run
+does not read an unchanged multi-gigabyte tile again; ``use_cache=False`` (``--no-cache``)
+hashes every scene afresh, and ``geoev verify`` always does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -31,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from geo_evidence import __version__
-from geo_evidence._io import atomic_write_json, atomic_write_with
+from geo_evidence._io import ChecksumCache, atomic_write_json, atomic_write_with
 from geo_evidence.aoi import AOI, list_aois, load_aoi
 from geo_evidence.errors import GeoEvidenceError, NoCoverageError, SceneSourceError, SchedulerError
 
@@ -48,6 +55,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "geoev-out"
+#: File in the output folder that remembers scene checksums between runs (ChecksumCache).
+CHECKSUM_CACHE = ".scene-checksums.json"
 FAILED = ("error", "no_coverage")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -299,13 +308,24 @@ def run_count(
     # background thread while the scenes are counted: hashlib and file reads release the
     # GIL. A scene's checksum is awaited only where it is needed: to check a cached record
     # before skipping the scene, and to key and write each finished record.
+    # A local scene unchanged since an earlier run into the same output folder (same
+    # device, inode, size, mtime and ctime) is not hashed again unless use_cache is off;
+    # see ChecksumCache. `geoev verify` never uses this cache.
+    sha_cache = ChecksumCache(out_dir / CHECKSUM_CACHE)
+    hashed = functools.partial(scene_checksum, cache=sha_cache, trust_cache=use_cache)
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoev-sha256")
     try:
         sums: dict[tuple[str, str | None], Future] = {}
         for _, _, refs in plans:
             for ref in refs:
-                if (ref.href, ref.checksum) not in sums:
-                    sums[(ref.href, ref.checksum)] = hasher.submit(_with_checksum, ref, scene_checksum)
+                if (ref.href, ref.checksum) in sums:
+                    continue
+                known = sha_cache.lookup(ref.href) if use_cache and not ref.checksum else None
+                if known is not None:
+                    sums[(ref.href, ref.checksum)] = done_future = Future()
+                    done_future.set_result(dataclasses.replace(ref, checksum=known))
+                else:
+                    sums[(ref.href, ref.checksum)] = hasher.submit(_with_checksum, ref, hashed)
 
         def checksum_of(ref) -> str | None:
             return sums[(ref.href, ref.checksum)].result().checksum
@@ -348,6 +368,7 @@ def run_count(
         plans = [(aoi, source, [sums[(r.href, r.checksum)].result() for r in refs]) for aoi, source, refs in plans]
     finally:
         hasher.shutdown(wait=False, cancel_futures=True)
+        sha_cache.save()
 
     results = []
     for aoi, source, refs in plans:

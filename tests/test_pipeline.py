@@ -295,3 +295,30 @@ def test_manifest_software_versions_are_the_installed_distributions():
     for name in ("numpy", "scipy", "scikit-image", "shapely", "pyproj", "rasterio", "pystac-client"):
         assert versions[name] == metadata.version(name), name
     assert versions["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_tile_rewritten_with_its_old_size_and_mtime_is_still_recounted(tmp_path, scene_folder, small_aoi_file):
+    import hashlib
+
+    folder = _copy_folder(scene_folder[0], tmp_path / "scenes")
+    time.sleep(2.1)  # the copies are old enough for their checksums to be remembered
+    aoi = load_aoi(small_aoi_file)
+    out = tmp_path / "out"
+    (first,) = run_count(aoi, scenes=str(folder), out_dir=out)
+    assert (out / ".scene-checksums.json").is_file()
+    (second,) = run_count(aoi, scenes=str(folder), out_dir=out)
+    assert (second.computed, second.cached) == (0, 5)
+
+    # Another tile's bytes under this tile's name, size and modification time kept.
+    a, b = sorted(folder.glob("*.tif"))[:2]
+    st = os.stat(a)
+    data = bytearray(a.read_bytes())
+    data[-1] ^= 0xFF  # the last byte of a tile: still a readable file, other bytes
+    a.write_bytes(bytes(data))
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(a).st_size == st.st_size and os.stat(a).st_mtime_ns == st.st_mtime_ns
+    (third,) = run_count(aoi, scenes=str(folder), out_dir=out)
+    assert (third.computed, third.cached) == (1, 4)
+    rec = next(r for r in third.records if r["scene_id"] == a.stem)
+    assert rec["scene_checksum"] == hashlib.sha256(a.read_bytes()).hexdigest()
+    assert verify_manifest(third.manifest)["ok"]

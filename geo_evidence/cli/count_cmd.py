@@ -21,7 +21,8 @@ from geo_evidence.cli._options import format_option
 @click.option("--out", "out_dir", default="geoev-out", show_default=True, type=click.Path(file_okay=False),
               help="Results folder (one sub-folder per AOI).")
 @format_option
-@click.option("--no-cache", is_flag=True, help="Recount every scene even when a cached result matches.")
+@click.option("--no-cache", is_flag=True,
+              help="Recount (and re-hash) every scene even when a cached result matches.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Run on a local dask.distributed cluster of N worker processes.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",

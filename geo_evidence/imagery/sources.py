@@ -222,10 +222,22 @@ def list_scenes(
     return sorted(scenes, key=lambda s: (s.datetime is None, s.datetime or far, s.id))
 
 
-def scene_checksum(scene: SceneRef | str | Path) -> str:
+def scene_checksum(scene: SceneRef | str | Path, *, cache=None, trust_cache: bool = True) -> str:
     """sha256 hex digest of a scene's image: the catalog's when declared, else computed.
 
     The file (or URL, fetched with urllib) is streamed in 1 MiB chunks, never loaded whole.
+
+    Parameters
+    ----------
+    scene : SceneRef, str or Path
+        A SceneRef's declared ``checksum`` is trusted; a plain href is always hashed
+        unless a ``cache`` is given.
+    cache : geo_evidence._io.ChecksumCache, optional
+        Remembers the sha256 of local files by their stat signature (device, inode, size,
+        mtime, ctime): a local file that is provably unchanged since it was last hashed is
+        not read again. URLs are always fetched.
+    trust_cache : bool
+        False hashes the file even when the cache has it (and refreshes the entry).
 
     Raises
     ------
@@ -240,6 +252,8 @@ def scene_checksum(scene: SceneRef | str | Path) -> str:
         href = str(scene)
     try:
         if not is_url(href):
+            if cache is not None:
+                return cache.checksum(href, trust=trust_cache)
             return sha256_file(href)
         h = hashlib.sha256()
         with open_url(href) as resp:
