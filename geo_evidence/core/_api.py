@@ -691,10 +691,12 @@ def _run_stats(q: dict, occ: np.ndarray) -> list:
     runs_idx = _segment.runs_of(occ)
     if not runs_idx:
         return []
-    prof = np.concatenate([q["c"], q["sl"], q["sr"], q["hl"], q["hr"]], axis=1)
-    ok = np.isfinite(prof)
-    cs = np.vstack([np.zeros((1, prof.shape[1])), np.cumsum(np.where(ok, prof, 0.0), axis=0)])
-    cn = np.vstack([np.zeros((1, prof.shape[1])), np.cumsum(ok, axis=0)])
+    if "_prefix" not in q:  # the profiles are fixed once sampled: sum them once per track
+        prof = np.concatenate([q["c"], q["sl"], q["sr"], q["hl"], q["hr"]], axis=1)
+        ok = np.isfinite(prof)
+        q["_prefix"] = (np.vstack([np.zeros((1, prof.shape[1])), np.cumsum(np.where(ok, prof, 0.0), axis=0)]),
+                        np.vstack([np.zeros((1, prof.shape[1])), np.cumsum(ok, axis=0)]))
+    cs, cn = q["_prefix"]
     b = np.asarray(runs_idx)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = (cs[b[:, 1]] - cs[b[:, 0]]) / (cn[b[:, 1]] - cn[b[:, 0]])
