@@ -62,7 +62,8 @@ def test_3m_interval_holds_the_truth_and_the_count_grows_with_occupancy(seed):
     assert counts[0] < counts[1] < counts[2]
 
 
-@pytest.mark.xfail(strict=True, reason="3 m target not met yet: the length method undercounts by ~40-75 %")
+@pytest.mark.xfail(strict=True, reason="3 m target not met yet: within 20 % on ~30 % of tuning scenes; side-by-side "
+                   "cuts of mixed colours (this yard) are undercounted by about half")
 def test_3m_count_within_20_percent():
     sc = yard(3.0, 0.45, seed=1)
     res = run(sc)
@@ -111,3 +112,52 @@ def test_simulator_yard_at_3m_is_bracketed():
         assert res.low <= vis <= res.high
         if n == 0:
             assert res.low == 0 and res.count <= 3
+
+
+def test_3m_packed_yard_of_one_dark_colour_is_counted_against_the_ballast():
+    # 60 % of every track under black tank cars, side by side: the commonest colour on
+    # the tracks is a car, so a reference taken as that mode would find no car at all.
+    # The ballast is found from the ground beside the bundle instead.
+    cars = []
+    for t in range(4):
+        cars += S.cut(t, 20.0, ["tank"] * int(round(0.6 * 400.0 / 13.0)))
+    sc = S.render(n_tracks=4, length_m=400.0, gsd_m=3.0, cars=cars, seed=1, shift_m=(1.5, -1.0))
+    res = run(sc)
+    assert res.count >= 0.5 * sc.n_visible, (res.count, sc.n_visible)
+    assert res.low <= sc.n_visible <= res.high
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_3m_shadow_band_across_an_empty_yard_is_not_counted(seed):
+    # A 36 m band at 30-45 % brightness across the whole scene (a building's or a cloud's
+    # shadow) darkens every track like a cut of dark cars, but the ground beside the
+    # bundle darkens with it and the band is flat across the tracks.
+    for factor in (0.45, 0.3):
+        sc = yard(3.0, 0.0, seed=seed)
+        img = sc.image.astype(np.float32)
+        h = img.shape[0]
+        img[h // 2 - 6: h // 2 + 6, :] *= factor
+        sc.image = img.astype(sc.image.dtype)
+        res = run(sc)
+        assert res.count <= 1, (factor, res.count)
+        assert res.low == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_10m_interval_holds_the_truth_and_is_narrower_than_capacity(seed):
+    sc = yard(10.0, 0.45, seed=seed)
+    res = run(sc)
+    assert res.low <= sc.n_visible <= res.high
+    # Capacity: a car of ~15 m pitch on two thirds of the visible track.
+    visible = sum(t.length_m * (1 - t.obscured_fraction) for t in res.tracks)
+    assert res.high < (2 / 3) * visible / 15.0
+
+
+def test_3m_scene_interval_is_narrower_than_the_sum_of_track_intervals():
+    # The scene's band comes from the scene's count, not from adding every track's own
+    # worst case (which would put each track at its capacity at once).
+    sc = yard(3.0, 0.2, seed=2)
+    res = run(sc)
+    assert res.low <= sc.n_visible <= res.high
+    assert res.high - res.low <= sum(t.high - t.low for t in res.tracks)
+    assert res.high < sum(t.high for t in res.tracks)

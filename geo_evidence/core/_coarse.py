@@ -13,11 +13,13 @@ compared with the empty-track colour:
 * **Contrast unit.** The typical change between samples two pixels apart along a track
   (noise and ballast texture); features are first rescaled by the spread of the tracks'
   own samples so that cloud or snow elsewhere in the scene does not squeeze them.
-* **Length method (<= 5 m).** A car is a lateral peak: its centre differs from the
-  ballast at least as much as the mixed pixels half way to the next track (shadows of
-  buildings and clouds, platforms and ground cover are flat across the bundle), and
-  more than a neighbouring track's car bleeding over. Occupied runs of at least 10 m give
-  occupied length / car pitch.
+* **Length method (<= 5 m).** Where the ground beside the bundle is unlike its usual
+  colour at the same along-bundle position (a building or cloud shadow may cross), a car
+  must be a lateral peak: its centre differs from the ballast by more than the mixed
+  pixel half way to the next track (shadows are flat across the bundle). Elsewhere the
+  test is skipped: side-by-side cars in a packed yard leave no ballast between them and
+  are flat across too. A sample must also beat a neighbouring track's car bleeding over.
+  Occupied runs of at least 10 m give occupied length / car pitch.
 * **Occupancy method (10 m).** The same contrast without the peak test (tracks are not
   resolved); the count is weak evidence.
 
@@ -51,6 +53,9 @@ __all__ = ["coarse_tracks"]
 HALF_SPACING_M = 2.5
 #: Hysteresis on contrast (in contrast units) and the shortest occupied run (m) at 3-5 m.
 Z_LOW, Z_HIGH, MIN_RUN_M = 3.0, 6.0, 10.0
+#: Where the ground beside is odd (a shadow may cross), by how much (contrast units) a
+#: car's centre must beat the pixels half way to the next track.
+PEAK_MARGIN = 1.0
 #: Physical packing bound: at most this many cars per visible metre of track (a car of
 #: ~15 m pitch on at most ~65 % of the track; the tuning scenes reach 0.64).
 CAP_PER_M = 0.65 / 15.0
@@ -121,7 +126,7 @@ def coarse_tracks(per, names, a, gsd, p, method, *, ctx=None):
             # sides that is least like a car.
             dm = np.sqrt(((q["F"][:, 1:, :] - refs[t]) ** 2).sum(-1))
             dm = np.where(np.isfinite(dm), dm, 0.0).min(1)
-            d = np.where((d >= dm) | ~_beside_odd(q["xy"], shade), d, 0.0)
+            d = np.where((d >= dm + PEAK_MARGIN * unit) | ~_beside_odd(q["xy"], shade), d, 0.0)
         z = np.where(use, d / unit, 0.0)
         if method == "length":
             occ = _segment.occupied_mask(z, use, step=a, lo=Z_LOW, hi=Z_HIGH, close_m=1.5 * gsd, min_run_m=MIN_RUN_M)
