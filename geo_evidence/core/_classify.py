@@ -117,8 +117,11 @@ def _shape_features(L: np.ndarray, offsets: np.ndarray, bg: float, sig: float) -
         med = np.nanmedian(P[body])
         peak = np.nanmax(P[ar <= 1.1]) - med
         centre = np.nanmean(P[ar <= max(0.3, h / 2 + 1e-6)])
-        sides = np.nanmean(P[(ar >= 0.55) & (ar <= 0.95)])
-        dip = sides - centre
+        # Darker than BOTH sides: a hatch line between two lit slopes (a barrel's shaded
+        # flank is dark on one side only).
+        side_l = np.nanmean(P[(rel <= -0.55) & (rel >= -0.95)])
+        side_r = np.nanmean(P[(rel >= 0.55) & (rel <= 0.95)])
+        dip = min(side_l, side_r) - centre
         wall = np.nanmean(P[(ar >= 1.1) & (ar <= 1.5)]) - np.nanmedian(P[inner])
         sun = np.nanmean(P[(rel < -0.3) & (rel >= -1.2)])
         anti = np.nanmean(P[(rel > 0.3) & (rel <= 1.2)])
@@ -135,6 +138,15 @@ def _shape_features(L: np.ndarray, offsets: np.ndarray, bg: float, sig: float) -
         pos = np.arange(w + w // 2, n - w - w // 2 + 1)
         step = float(np.max(np.abs((cs[pos] - cs[pos - w]) - (cs[pos + w] - cs[pos])) / w)) if len(pos) else 0.0
         tex = np.nanstd(mid)
+        # Heaps of a bulk load: 2-4 humps along the car (the loading points), as a share
+        # of the along-track variance left after a linear trend, and as an amplitude.
+        m = max(n // 12, 1)
+        B = A[m:n - m] - np.nanmean(A[m:n - m]) if n - 2 * m >= 8 else np.zeros(8)
+        x = np.arange(len(B))
+        B = B - np.polyval(np.polyfit(x, B, 1), x)
+        pw = np.abs(np.fft.rfft(B * np.hanning(len(B)))) ** 2
+        heaps = float(pw[2:5].sum() / (pw[1:].sum() + 1e-12))
+        heaps_amp = float(np.sqrt(pw[2:5].sum() / len(B)))
         R = core[:, inner] - np.nanmean(core[:, inner], axis=0)
         R = R - np.nanmean(R, axis=1, keepdims=True)
         xtex = np.nanstd(R)
@@ -143,6 +155,8 @@ def _shape_features(L: np.ndarray, offsets: np.ndarray, bg: float, sig: float) -
             "xtex": xtex, "med": med}
     out = {k: float(np.nan_to_num(v)) / sig for k, v in vals.items()}
     out.update({k + "_r": float(np.nan_to_num(vals[k]) / contrast) for k in vals if k != "med"})
+    out["heaps"] = heaps
+    out["heaps_amp"] = heaps_amp / sig
     out["centre_m"] = c
     out["width_m"] = float(width)
     return out
@@ -191,12 +205,14 @@ def decide(length_m: float, feats: dict, *, gsd: float) -> tuple[str, str]:
     along, lum, xtex_r = g("along_tex"), g("lum"), g("xtex_r")
     if rim >= 6.0:
         return "gondola", "walls"  # an open top: walls much brighter than the load inside
-    if step >= 8.0 and step_r >= 0.6:
+    if step >= 12.0 and step_r >= 0.9 and (peak < 3.0 or step >= 15.0):
         return "flat", "blocks"  # a step along the car as strong as the car itself: container ends
     if peak >= 3.0 and rim < 3.0:
         return "tank", "specular"  # a narrow bright line along a barrel
-    if dip >= 1.6:
+    if dip >= 1.0:
         return "hopper", "hatch"  # a dark hatch line along the middle, lit slopes either side
+    if g("heaps") >= 0.7 and g("heaps_amp") >= 1.5:
+        return "gondola", "heaps"  # two to four humps along the car: a heaped bulk load
     if asym <= -1.5 or (rim >= 3.0 and asym <= -1.0):
         # The sun-side half of the body darker than the other: the sun-side wall of an
         # open top shades the load inside (a roof or a barrel is lit on that side).
@@ -204,9 +220,12 @@ def decide(length_m: float, feats: dict, *, gsd: float) -> tuple[str, str]:
             return "box", "smooth-roof"  # dark eaves around a smooth roof
         return "gondola", "shaded-inside"
     if ell < 11.0:
-        # Shorter than any freight car and no cue of its own: a piece of a longer car (a
-        # locomotive split at its cab) or a partial view; its length says nothing.
-        return "unknown", "too-short"
+        # Shorter than any freight car: a piece of a longer car (a locomotive split at its
+        # cab) or a partial view, so its length says nothing. A load's texture still
+        # says open top; a smooth piece is left untyped.
+        if tex > 0.5:
+            return "gondola", "short-piece-load"
+        return "unknown", "short-piece"
     if ell > 19.0:
         # Longer than any freight car but a long flat: a flat shows its load in blocks.
         if step_r >= 0.25 or tex_r >= 0.12:
@@ -214,16 +233,23 @@ def decide(length_m: float, feats: dict, *, gsd: float) -> tuple[str, str]:
         if abs(lum) < 5.0 and rim < 1.5:
             return "flat", "long-faint"  # a bare deck barely stands out from the ballast
         return "locomotive", "long-uniform"
-    if asym >= 1.2 and ell >= 14.0:
+    # At coarser pixels the sun-side half of the body blends with the lit ground beside
+    # it, so only a flank much brighter than the other counts.
+    if ell >= 14.0 and (asym >= 1.2 if gsd <= 0.55 else (asym >= 2.0 and g("asym_r") >= 0.5)):
         return "box", "lit-roof"  # a pitched roof lit on the sun side
-    if ell > 15.5:
-        return ("box", "long-roof") if tex <= 0.7 else ("gondola", "long-textured")
-    if rim > -0.9:
-        return "gondola", "short-rim"
-    if tex <= 0.2:
-        return "hopper", "uniform"
-    if peak > 1.8:
-        return ("box", "ridge") if step <= 0.6 else ("tank", "ridge-step")
-    if ell <= 14.0:
-        return ("gondola", "short-plain") if ends <= 0.67 else ("flat", "short-ends")
-    return ("box", "short-roof") if along <= 1.07 else ("gondola", "short-textured")
+    width = g("width_m", 3.2)
+    if tex <= 0.5:
+        # Smooth along the whole car: a roof, a single load, or a bare body.
+        if ell > 15.5:
+            return "box", "long-roof"  # box cars are the long smooth ones
+        if g("wall") > 0.75:
+            return "gondola", "walls-faint"
+        if width > 3.45 and rim <= -0.3:
+            return "hopper", "wide-smooth"  # a wide body with sloped, shaded sides
+        if ell < 12.5:
+            return "tank", "short-smooth"  # tank cars are the short ones
+        return "gondola", "smooth"
+    # Textured along the car: a load.
+    if rim <= -1.7 and step_r > 0.11 and stripe <= 1.4:
+        return "flat", "load-on-deck"  # blocks of load inside the dark edge of a deck
+    return "gondola", "textured-load"
