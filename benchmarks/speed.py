@@ -206,7 +206,40 @@ def _run_timed(cmd: list[str]) -> tuple[float, float, str]:
     return wall, max(peak, before) / 1024, proc.stdout
 
 
-def big_tile(size: int, *, skip_baseline: bool) -> dict:
+def _neutral_dir() -> str:
+    """An empty working directory for child processes (``python -c`` puts it first on sys.path)."""
+    global _NEUTRAL
+    if _NEUTRAL is None:
+        _NEUTRAL = tempfile.mkdtemp(prefix="geoev-bench-cwd-")
+    return _NEUTRAL
+
+
+_NEUTRAL = None
+
+
+def _geoev_run(code: str, args: list[str], env: dict | None) -> dict:
+    """One `geoev count` in a fresh process: wall, CPU, peak RSS and its record."""
+    cpu0 = _children_cpu()
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                          cwd=_neutral_dir())
+    wall = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0
+    if "RSS_MB" not in proc.stderr:
+        raise RuntimeError(f"geoev count failed: {proc.stderr[-2000:]}")
+    rss = float(proc.stderr.rsplit("RSS_MB", 1)[1].split()[0])
+    package = proc.stderr.rsplit("PACKAGE", 1)[1].split()[0]
+    return {"wall": wall, "cpu": cpu, "rss": rss, "package": package, "record": json.loads(proc.stdout)["records"][0]}
+
+
+def big_tile(size: int, *, skip_baseline: bool, repeat: int = 1, compare: str | None = None) -> dict:
+    """`geoev count` on the large tile (best of ``repeat``), and the analyst's script once.
+
+    With ``compare`` (a checkout's root), the same count runs from that checkout too,
+    alternating run by run so that both see the same machine load.
+    """
+    import os
+
     path = make_big_tile(size)
     folder = Path(tempfile.mkdtemp(prefix="geoev-bench-"))
     (folder / path.name).symlink_to(path)
@@ -216,30 +249,44 @@ def big_tile(size: int, *, skip_baseline: bool) -> dict:
     # geoev first (a child's ru_maxrss is a running max, so measure the small process first).
     code = ("import resource,sys,time;from geo_evidence.cli import main;t=time.perf_counter();"
             "sys.argv=['geoev']+sys.argv[1:];\ntry:\n main()\nexcept SystemExit:\n pass\n"
-            "print('RSS_MB',resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024,file=sys.stderr)")
+            "print('RSS_MB',resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024,file=sys.stderr)\n"
+            "import geo_evidence;print('PACKAGE',geo_evidence.__path__[0],file=sys.stderr)")
     # The import of what `geoev count` needs, on its own: start-up cost in every run.
     imports = ("import time;t=time.perf_counter();import geo_evidence.cli, geo_evidence.pipeline, geo_evidence.imagery, "
                "geo_evidence.core, geo_evidence.provenance, pyarrow.parquet;print(time.perf_counter()-t)")
-    import_s = min(float(subprocess.run([sys.executable, "-c", imports], capture_output=True, text=True, check=True).stdout)
+    import_s = min(float(subprocess.run([sys.executable, "-c", imports], capture_output=True, text=True, check=True,
+                                        cwd=_neutral_dir()).stdout)
                    for _ in range(3))
-    cpu0 = _children_cpu()
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, *geoev[3:]], capture_output=True, text=True)
-    geoev_s = time.perf_counter() - t0
-    geoev_cpu = _children_cpu() - cpu0
-    rss = float(proc.stderr.rsplit("RSS_MB", 1)[1].split()[0])
-    record = json.loads(proc.stdout)["records"][0]
-    result = {"tile_px": size, "tile_mb": path.stat().st_size / 2**20, "geoev_s": geoev_s, "geoev_cpu_s": geoev_cpu,
-              "geoev_import_s": import_s, "geoev_scene_s": record.get("seconds"), "geoev_peak_rss_mb": rss,
-              "geoev_count": record["count"]}
+    other_env = None
+    if compare:
+        other_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(compare), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    runs, other_runs = [], []
+    for _ in range(max(1, repeat)):
+        runs.append(_geoev_run(code, geoev[3:], None))
+        if compare:
+            other_runs.append(_geoev_run(code, geoev[3:], other_env))
+    best = min(runs, key=lambda r: r["wall"])
+    record = best["record"]
+    result = {"tile_px": size, "tile_mb": path.stat().st_size / 2**20, "package": best["package"], "geoev_s": best["wall"],
+              "geoev_cpu_s": min(r["cpu"] for r in runs), "geoev_runs_s": [r["wall"] for r in runs],
+              "geoev_import_s": import_s, "geoev_scene_s": record.get("seconds"),
+              "geoev_peak_rss_mb": max(r["rss"] for r in runs), "geoev_count": record["count"]}
+    if compare:
+        ob = min(other_runs, key=lambda r: r["wall"])
+        result["compare"] = {"path": ob["package"], "geoev_s": ob["wall"], "geoev_cpu_s": min(r["cpu"] for r in other_runs),
+                             "geoev_runs_s": [r["wall"] for r in other_runs], "geoev_peak_rss_mb": max(r["rss"] for r in other_runs),
+                             "geoev_count": ob["record"]["count"]}
     if not skip_baseline:
         cpu0 = _children_cpu()
         t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-c", ANALYST_SCRIPT, str(path)], capture_output=True, text=True)
+        p = subprocess.run([sys.executable, "-c", ANALYST_SCRIPT, str(path)], capture_output=True, text=True,
+                           cwd=_neutral_dir())
         wall = time.perf_counter() - t0
         cars, inner, peak = p.stdout.split()
         result.update(baseline_s=wall, baseline_cpu_s=_children_cpu() - cpu0, baseline_peak_rss_mb=float(peak),
-                      baseline_count=int(cars), speedup=wall / geoev_s)
+                      baseline_count=int(cars), speedup=wall / result["geoev_s"])
+        if compare:
+            result["compare"]["speedup"] = wall / result["compare"]["geoev_s"]
     return result
 
 
@@ -279,30 +326,35 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--skip-samples", action="store_true", help="leave out figure 1")
+    ap.add_argument("--big-repeat", type=int, default=1, help="best of N runs of geoev count on the large tile")
+    ap.add_argument("--compare", metavar="CHECKOUT", default=None,
+                    help="also run geoev count on the large tile from this checkout, alternating with this one")
     ap.add_argument("--out", default=str(HERE / "results" / "speed.json"))
     args = ap.parse_args()
 
     import geo_evidence
 
-    report = {"package": str(Path(geo_evidence.__file__).parent), "sample_tiles": sample_tiles(args.repeat)}
+    report = {"package": str(Path(geo_evidence.__file__).parent)}
     print(f"package: {report['package']}")
-    st = report["sample_tiles"]
-    print(f"[1] sample tiles: count/floor median {st['median_ratio']:.2f}x, max {st['max_ratio']:.2f}x "
-          f"(floor total {st['total_floor_s']:.2f} s, count total {st['total_count_s']:.2f} s) target <= 1.5x", flush=True)
-    m = st["median_0.5m"]
-    print(f"    per 0.5 m scene (medians): floor {m['floor_s']:.3f} s; count = read {m['read_s']:.3f} + core {m['core_s']:.3f} "
-          f"+ rest {m['rest_s']:.3f} = {m['count_s']:.3f} s ({m['ratio']:.1f}x floor)", flush=True)
-    print(f"    in CPU time: floor {m['floor_cpu_s']:.3f} s; count = read {m['read_cpu_s']:.3f} + core {m['core_cpu_s']:.3f} "
-          f"+ rest {m['rest_cpu_s']:.3f} = {m['count_cpu_s']:.3f} s ({m['ratio_cpu']:.1f}x floor)", flush=True)
-    big = big_tile(args.big, skip_baseline=args.skip_baseline)
+    if not args.skip_samples:
+        _report_samples(report, args.repeat)
+    big = big_tile(args.big, skip_baseline=args.skip_baseline, repeat=args.big_repeat, compare=args.compare)
     report["big_tile"] = big
-    print(f"[2] {args.big}x{args.big} tile ({big['tile_mb']:.0f} MB): geoev count {big['geoev_s']:.2f} s wall, "
-          f"{big['geoev_cpu_s']:.2f} s CPU (imports alone {big['geoev_import_s']:.2f} s, the scene {big['geoev_scene_s']} s; "
-          f"count {big['geoev_count']})", flush=True)
+    print(f"[2] {args.big}x{args.big} tile ({big['tile_mb']:.0f} MB), {big['package']}: geoev count {big['geoev_s']:.2f} s wall "
+          f"(best of {len(big['geoev_runs_s'])}), {big['geoev_cpu_s']:.2f} s CPU (imports alone {big['geoev_import_s']:.2f} s, "
+          f"the scene {big['geoev_scene_s']} s; count {big['geoev_count']})", flush=True)
+    if "compare" in big:
+        c = big["compare"]
+        print(f"    from {c['path']}: {c['geoev_s']:.2f} s wall (best of {len(c['geoev_runs_s'])}), {c['geoev_cpu_s']:.2f} s CPU, "
+              f"peak {c['geoev_peak_rss_mb']:.0f} MB (count {c['geoev_count']})", flush=True)
     if "speedup" in big:
         print(f"    analyst script {big['baseline_s']:.1f} s wall, {big['baseline_cpu_s']:.1f} s CPU, peak "
               f"{big['baseline_peak_rss_mb']:.0f} MB: geoev is {big['speedup']:.1f}x faster "
               f"({big['baseline_cpu_s'] / big['geoev_cpu_s']:.1f}x in CPU time) (target >= 20x)")
+        if "compare" in big:
+            print(f"    ({big['compare']['speedup']:.1f}x for {big['compare']['path']}, "
+                  f"{big['baseline_cpu_s'] / big['compare']['geoev_cpu_s']:.1f}x in CPU time)")
     print(f"[3] geoev peak RSS {big['geoev_peak_rss_mb']:.0f} MB (target <= 500 MB)", flush=True)
     if not args.skip_scaling:
         report["scaling"] = scaling([args.small, args.big], args.repeat)
@@ -313,6 +365,17 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"written {out}")
+
+
+def _report_samples(report: dict, repeat: int) -> None:
+    report["sample_tiles"] = st = sample_tiles(repeat)
+    print(f"[1] sample tiles: count/floor median {st['median_ratio']:.2f}x, max {st['max_ratio']:.2f}x "
+          f"(floor total {st['total_floor_s']:.2f} s, count total {st['total_count_s']:.2f} s) target <= 1.5x", flush=True)
+    m = st["median_0.5m"]
+    print(f"    per 0.5 m scene (medians): floor {m['floor_s']:.3f} s; count = read {m['read_s']:.3f} + core {m['core_s']:.3f} "
+          f"+ rest {m['rest_s']:.3f} = {m['count_s']:.3f} s ({m['ratio']:.1f}x floor)", flush=True)
+    print(f"    in CPU time: floor {m['floor_cpu_s']:.3f} s; count = read {m['read_cpu_s']:.3f} + core {m['core_cpu_s']:.3f} "
+          f"+ rest {m['rest_cpu_s']:.3f} = {m['count_cpu_s']:.3f} s ({m['ratio_cpu']:.1f}x floor)", flush=True)
 
 
 if __name__ == "__main__":
