@@ -1,6 +1,7 @@
 """Car-type accuracy of the image core: confusion matrices per fine GSD band.
 
-    python benchmarks/car_types.py [--n N] [--seed S | --tuning] [--save CACHE] [--load CACHE ...]
+    python benchmarks/car_types.py [--n N] [--seed S | --tuning] [--baseline-rev REV]
+                                   [--save CACHE] [--load CACHE ...]
 
 Scenes come from ``benchmarks/accuracy.py``'s generators (the project simulator two times
 in three, the independent test renderer otherwise) with the same scene seeds as
@@ -13,6 +14,8 @@ against the true type.
 array (with 3 m of margin), the detected length and the GSD, so ``--load`` can re-run the
 current ``car_features``/``classify`` on those cars in seconds without running the core.
 The counts are untouched: the recorder only watches the calls the core makes.
+``--baseline-rev`` tallies an older ``_classify.py`` (from git) on the very same cars, so
+a before/after comparison needs one run of the core.
 """
 
 from __future__ import annotations
@@ -128,17 +131,38 @@ def collect(n: int, base_seed: int, *, verbose: bool = False) -> list[dict]:
     return out
 
 
-def relabel(cars: list[dict]) -> list[str]:
-    """Labels of cached cars from the CURRENT ``car_features``/``classify`` code."""
+def relabel(cars: list[dict], module=None) -> list[str]:
+    """Labels of cached cars from ``module`` (default: the CURRENT ``_classify`` code).
+
+    Exact for any version whose features depend only on the car's samples (the
+    cumulative sums of a slice differ from the whole track's only by a constant).
+    """
+    mod = module or _classify
     labels = []
     for c in cars:
         if "F" not in c:
             labels.append(c["label"])
             continue
-        sums = _classify.track_feature_sums(c["F"], c["offsets"])
-        feats = _classify.car_features(sums, c["k0"], c["k1"], c["bg"], c["sigma"], **c.get("kw", {}))
-        labels.append(_classify.classify(c["ell"], feats, gsd=c["gsd"]))
+        sums = mod.track_feature_sums(c["F"], c["offsets"])
+        feats = mod.car_features(sums, c["k0"], c["k1"], c["bg"], c["sigma"], **c.get("kw", {}))
+        labels.append(mod.classify(c["ell"], feats, gsd=c["gsd"]))
     return labels
+
+
+def module_at(rev: str):
+    """``geo_evidence/core/_classify.py`` as of git revision ``rev``, imported on its own."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:geo_evidence/core/_classify.py"],
+                         check=True, capture_output=True, text=True).stdout
+    tmp = Path(tempfile.mkdtemp()) / "_classify_baseline.py"
+    tmp.write_text(src)
+    spec = importlib.util.spec_from_file_location("_classify_baseline", tmp)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def confusion(cars: list[dict], labels: list[str], *, title: str = "") -> None:
@@ -169,6 +193,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tuning", action="store_true", help="base seed 1000 (accuracy.py's tuning set)")
     ap.add_argument("--save", type=Path, default=None, help="pickle the matched cars' feature slices here")
     ap.add_argument("--load", type=Path, nargs="*", default=None, help="re-classify cached cars instead of running the core")
+    ap.add_argument("--baseline-rev", default=None,
+                    help="also tally the type guesses of _classify.py at this git revision on the same cars (A/B)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.load:
@@ -179,12 +205,16 @@ def main(argv=None) -> int:
         print(f"types: {len(cars)} cached cars from {', '.join(map(str, args.load))}")
         confusion(cars, [c["label"] for c in cars], title="as recorded ")
         confusion(cars, relabel(cars), title="current code ")
+        if args.baseline_rev:
+            confusion(cars, relabel(cars, module_at(args.baseline_rev)), title=f"{args.baseline_rev} ")
         return 0
     base = A.TUNING_BASE_SEED if args.tuning else (args.seed if args.seed is not None else int(time.time()) % 100_000 + 2000)
     print(f"types: base seed {base}, {args.n} scenes per fine band", flush=True)
     t0 = time.time()
     cars = collect(args.n, base, verbose=args.verbose)
-    confusion(cars, [c["label"] for c in cars])
+    if args.baseline_rev:
+        confusion(cars, relabel(cars, module_at(args.baseline_rev)), title=f"baseline {args.baseline_rev} ")
+    confusion(cars, [c["label"] for c in cars], title="current ")
     if args.save:
         with open(args.save, "wb") as fh:
             pickle.dump(cars, fh)

@@ -84,77 +84,86 @@ def _shape_features(L: np.ndarray, offsets: np.ndarray, bg: float, sig: float) -
     - ``xtex``: texture inside the body left after the mean cross-section (a patchy
       load; a painted roof is smooth).
     """
-    import warnings
-
     n, k = L.shape
     e = max(n // 6, 1)
     h = float(np.min(np.diff(offsets))) if k > 1 else 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        core = L[e:n - e] if n - 2 * e >= 4 else L
-        P = np.nanmedian(core, axis=0) - bg
-        P = np.where(np.isfinite(P), P, np.nanmedian(P) if np.isfinite(P).any() else 0.0)
-        # Centre: the offset whose two body edges (+-1.6 m) carry the largest gradient.
-        G = np.abs(np.gradient(P, h)) if k > 2 else np.zeros(k)
-        cands = offsets[np.abs(offsets) <= 0.75]
-        if len(cands) == 0:
-            cands = np.array([0.0])
-        score = np.interp(cands - 1.6, offsets, G) + np.interp(cands + 1.6, offsets, G)
-        c = float(cands[int(np.argmax(score))])
-        rel = offsets - c
-        out_neg = np.nanmean(P[rel <= -2.0]) if (rel <= -2.0).any() else np.nan
-        out_pos = np.nanmean(P[rel >= 2.0]) if (rel >= 2.0).any() else np.nan
-        # Orient: negative relative offsets on the sun side (its outer strip is lit).
-        flip = bool(np.isfinite(out_neg) and np.isfinite(out_pos) and out_neg < out_pos)
-        if flip:
-            rel = -rel
-        # Body width: the strongest edge on either side, refined to a fraction of a step
-        # (a container on a flat is 2.4 m wide, a tank's barrel ~3.0 m, a box car 3.2 m).
-        width = _edge(G, rel, 0.9, 2.3) + _edge(G, -rel, 0.9, 2.3)
-        ar = np.abs(rel)
-        body = ar <= 1.2
-        inner = ar <= 0.9
-        med = np.nanmedian(P[body])
-        peak = np.nanmax(P[ar <= 1.1]) - med
-        centre = np.nanmean(P[ar <= max(0.3, h / 2 + 1e-6)])
-        # Darker than BOTH sides: a hatch line between two lit slopes (a barrel's shaded
-        # flank is dark on one side only).
-        side_l = np.nanmean(P[(rel <= -0.55) & (rel >= -0.95)])
-        side_r = np.nanmean(P[(rel >= 0.55) & (rel <= 0.95)])
-        dip = min(side_l, side_r) - centre
-        wall = np.nanmean(P[(ar >= 1.1) & (ar <= 1.5)]) - np.nanmedian(P[inner])
-        sun = np.nanmean(P[(rel < -0.3) & (rel >= -1.2)])
-        anti = np.nanmean(P[(rel > 0.3) & (rel <= 1.2)])
-        ground = np.nanmean(P[rel <= -2.0]) if (rel <= -2.0).any() else 0.0
-        A = np.nanmean(L[:, inner], axis=1) - bg
-        A = np.where(np.isfinite(A), A, np.nanmean(A))
-        mid = A[e:n - e] if n - 2 * e >= 4 else A
-        mmid = np.nanmean(mid)
-        ends = max(abs(np.nanmean(A[:e]) - mmid), abs(np.nanmean(A[n - e:]) - mmid))
-        # Steps along the car: means of neighbouring windows (~2 m: a sixth of a car),
-        # ignoring a window at either end where the car meets its coupler gap.
-        w = max(n // 7, 2)
-        cs = np.concatenate([[0.0], np.cumsum(A)])
-        pos = np.arange(w + w // 2, n - w - w // 2 + 1)
-        step = float(np.max(np.abs((cs[pos] - cs[pos - w]) - (cs[pos + w] - cs[pos])) / w)) if len(pos) else 0.0
-        tex = np.nanstd(mid)
-        # Heaps of a bulk load: 2-4 humps along the car (the loading points), as a share
-        # of the along-track variance left after a linear trend, and as an amplitude.
-        m = max(n // 12, 1)
-        B = A[m:n - m] - np.nanmean(A[m:n - m]) if n - 2 * m >= 8 else np.zeros(8)
-        x = np.arange(len(B))
-        B = B - np.polyval(np.polyfit(x, B, 1), x)
-        pw = np.abs(np.fft.rfft(B * np.hanning(len(B)))) ** 2
-        heaps = float(pw[2:5].sum() / (pw[1:].sum() + 1e-12))
-        heaps_amp = float(np.sqrt(pw[2:5].sum() / len(B)))
-        R = core[:, inner] - np.nanmean(core[:, inner], axis=0)
-        R = R - np.nanmean(R, axis=1, keepdims=True)
-        xtex = np.nanstd(R)
-    contrast = max(abs(med - ground), abs(med), np.nanstd(P[body]), sig)
-    vals = {"peak": peak, "dip": dip, "asym": sun - anti, "wall": wall, "ends": ends, "step": step, "tex": tex,
+    ok = np.isfinite(L)
+    if not ok.all():
+        # Cloud or nodata inside the ribbon: fill with the column's mean (or the
+        # reference) once, so every statistic below is a plain one.
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            colm = np.nanmean(L, axis=0)
+        colm = np.where(np.isfinite(colm), colm, bg)
+        L = np.where(ok, L, colm[None, :])
+
+    def mean(x: np.ndarray, default: float = np.nan) -> float:
+        # NaN where a band holds no offset at this GSD: the feature then reads 0 below.
+        return float(x.mean()) if x.size else default
+
+    core = L[e:n - e] if n - 2 * e >= 4 else L
+    P = np.median(core, axis=0) - bg
+    # Centre: the offset whose two body edges (+-1.6 m) carry the largest gradient.
+    G = np.abs(np.gradient(P, h)) if k > 2 else np.zeros(k)
+    cands = offsets[np.abs(offsets) <= 0.75]
+    if len(cands) == 0:
+        cands = np.array([0.0])
+    score = np.interp(cands - 1.6, offsets, G) + np.interp(cands + 1.6, offsets, G)
+    c = float(cands[int(np.argmax(score))])
+    rel = offsets - c
+    # Orient: negative relative offsets on the sun side (its outer strip is lit; the
+    # other one holds the car's own shadow).
+    if mean(P[rel <= -2.0]) < mean(P[rel >= 2.0]):
+        rel = -rel
+    # Body width: the strongest edge on either side, refined to a fraction of a step
+    # (a container on a flat is 2.4 m wide, a tank's barrel ~3.0 m, a box car 3.2 m).
+    width = _edge(G, rel, 0.9, 2.3) + _edge(G, -rel, 0.9, 2.3)
+    ar = np.abs(rel)
+    body = ar <= 1.2
+    inner = ar <= 0.9
+    if not inner.any():
+        inner = ar <= ar.min()
+    med = float(np.median(P[body])) if body.any() else 0.0
+    peak = float(P[ar <= 1.1].max()) - med if (ar <= 1.1).any() else 0.0
+    centre = mean(P[ar <= max(0.3, h / 2 + 1e-6)])
+    # Darker than BOTH sides: a hatch line between two lit slopes (a barrel's shaded
+    # flank is dark on one side only).
+    dip = float(np.minimum(mean(P[(rel <= -0.55) & (rel >= -0.95)]), mean(P[(rel >= 0.55) & (rel <= 0.95)]))) - centre
+    wall = mean(P[(ar >= 1.1) & (ar <= 1.5)]) - float(np.median(P[inner]))
+    asym = mean(P[(rel < -0.3) & (rel >= -1.2)]) - mean(P[(rel > 0.3) & (rel <= 1.2)])
+    ground = mean(P[rel <= -2.0], 0.0)
+    A = L[:, inner].mean(axis=1) - bg
+    mid = A[e:n - e] if n - 2 * e >= 4 else A
+    mmid = float(mid.mean())
+    ends = max(abs(float(A[:e].mean()) - mmid), abs(float(A[n - e:].mean()) - mmid))
+    # Steps along the car: means of neighbouring windows (~2 m: a seventh of a car),
+    # ignoring a window at either end where the car meets its coupler gap.
+    w = max(n // 7, 2)
+    cs = np.concatenate([[0.0], np.cumsum(A)])
+    pos = np.arange(w + w // 2, n - w - w // 2 + 1)
+    step = float(np.max(np.abs((cs[pos] - cs[pos - w]) - (cs[pos + w] - cs[pos])) / w)) if len(pos) else 0.0
+    tex = float(mid.std())
+    # Heaps of a bulk load: 2-4 humps along the car (the loading points), as a share of
+    # the along-track variance left after a linear trend, and as an amplitude.
+    m = max(n // 12, 1)
+    B = A[m:n - m] if n - 2 * m >= 8 else np.zeros(8)
+    x = np.arange(len(B)) - (len(B) - 1) / 2.0
+    B = B - B.mean()
+    B = B - x * (float(x @ B) / float(x @ x))
+    pw = np.abs(np.fft.rfft(B * np.hanning(len(B)))) ** 2
+    heaps = float(pw[2:5].sum() / (pw[1:].sum() + 1e-12))
+    heaps_amp = float(np.sqrt(pw[2:5].sum() / len(B)))
+    # Texture inside the body beyond its mean cross-section and mean along profile.
+    R = core[:, inner]
+    xtex = float((R - R.mean(axis=0) - R.mean(axis=1, keepdims=True) + R.mean()).std())
+    contrast = max(abs(med - ground), abs(med), float(P[body].std()) if body.any() else 0.0, sig)
+    vals = {"peak": peak, "dip": dip, "asym": asym, "wall": wall, "ends": ends, "step": step, "tex": tex,
             "xtex": xtex, "med": med}
-    out = {k: float(np.nan_to_num(v)) / sig for k, v in vals.items()}
-    out.update({k + "_r": float(np.nan_to_num(vals[k]) / contrast) for k in vals if k != "med"})
+    vals = {key: (v if np.isfinite(v) else 0.0) for key, v in vals.items()}
+    out = {key: v / sig for key, v in vals.items()}
+    out.update({key + "_r": v / contrast for key, v in vals.items() if key != "med"})
     out["heaps"] = heaps
     out["heaps_amp"] = heaps_amp / sig
     out["centre_m"] = c
