@@ -128,11 +128,12 @@ def to_features(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, log: bool
     """
     lo = np.asarray(lo)
     scale = np.maximum(hi - lo, 1e-6)
-    if lo.size and (lo == lo.reshape(-1)[0]).all() and (scale == scale.reshape(-1)[0]).all():
-        # band_scale gives every band the same scale: subtract and divide by scalars (of
-        # the same dtype, hence the same result), one contiguous pass each instead of
-        # rows of three.
-        lo, scale = lo.reshape(-1)[0], scale.reshape(-1)[0]
+    if (lo.ndim <= 1 and scale.ndim <= 1 and lo.size and (lo == lo.reshape(-1)[0]).all()
+            and (scale == scale.reshape(-1)[0]).all()):
+        # band_scale gives every band the same scale: subtract and divide by one-element
+        # arrays (same dtype and type promotion, hence the same result), one contiguous
+        # pass each instead of rows of three.
+        lo, scale = lo.reshape(-1)[:1], scale.reshape(-1)[:1]
     v = np.subtract(values, lo)
     v /= scale
     if log:
