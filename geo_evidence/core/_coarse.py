@@ -24,9 +24,10 @@ compared with the empty-track colour:
   resolved); the count is weak evidence.
 
 The scene interval is calibrated on tuning scenes (benchmarks/accuracy_coarse.py, base
-seeds 5000-5007, even seeds to fit and odd ones to check): a multiple of the count plus a
-few cars, capped by the visible track's physical capacity, plus what hidden length may
-hold. At 10 m the count carries no information on the yard's packing beyond its size
+seeds 5000-5007 with even seeds to fit and odd ones to check, 5008-5011 and the fixed set
+of base seed 1000 as further checks; see benchmarks/heldout/README.md): a multiple of the
+count plus a few cars, capped by the visible track's physical capacity (and equal to it
+once the count suggests a packed yard), plus what hidden length may hold. At 10 m the count carries no information on the yard's packing beyond its size
 (tuning scenes: correlation of estimated and true packing ~0), so the interval is the
 capacity bound, from zero.
 
