@@ -42,7 +42,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from geo_evidence.core import _segment
 from geo_evidence.core._coarse_frame import bundle_frame
@@ -325,6 +324,8 @@ def _suppress_neighbours(per, *, reach_m=7.5, ratio=0.6):
     xy = np.vstack([q["xy"] for q in per])
     z = np.concatenate([q["z"] for q in per])
     tid = np.concatenate([np.full(len(q["xy"]), k) for k, q in enumerate(per)])
+    from scipy.spatial import cKDTree  # lazy: scipy.spatial costs ~0.2 s at CLI start-up
+
     pairs = cKDTree(xy).query_pairs(reach_m, output_type="ndarray")
     if not len(pairs):
         return
