@@ -134,3 +134,66 @@ def test_nothing_usable_in_the_image_means_no_registration():
     img, tf, lines = draw_yard([0.0, 5.0, 10.0], platform_y=-4.6, seed=7)
     reg = run(img, tf, lines, valid_fn=lambda xy: np.zeros(xy.shape[:-1], bool))
     assert np.all(reg.shift == 0.0) and reg.theta == 0.0 and np.all(reg.per_track == 0.0)
+
+
+
+def _packed_shadowed_yard(shift_x: float, shadow=(2.5, -2.0)):
+    """Four tracks 5 m apart, each packed with ten dark tanks and gondolas that cast shadows
+    across the 1.8 m gaps (test renderer), the mapped lines moved ``shift_x`` across them."""
+    import scenes_synthetic as S
+
+    cars = []
+    for t in range(4):
+        cars += S.cut(t, 10 + 3 * t, ["tank", "gondola", "tank", "tank", "gondola", "tank", "tank", "gondola", "tank",
+                                      "tank"])
+    return S.render(n_tracks=4, length_m=200, cars=cars, shadow=shadow, seed=31, shift_m=(shift_x, 0.0))
+
+
+def _worst_residual(reg, sc) -> float:
+    """Largest across-track distance (m) between a registered line and its true track, at
+    both ends and the middle of every track (the tracks run north, so across is x)."""
+    from geo_evidence.core._geometry import resample_line
+
+    worst = 0.0
+    for t, (given, true) in enumerate(zip(sc.tracks, sc.true_tracks)):
+        _, xy, nrm = resample_line(given, 10.0)
+        ends = [0, len(xy) // 2, len(xy) - 1]
+        moved = reg.apply(xy[ends], nrm[ends], t)
+        worst = max(worst, float(np.max(np.abs(moved[:, 0] - true[0, 0]))))
+    return worst
+
+
+_PACKED_GAP = ("known gap: in a packed yard whose dark cars cast shadows as dark as themselves across the 1.8 m gaps, "
+               "a shadow-filled gap is a dark band between two car edges, which the edge-pair and body terms score "
+               "as high as a car; the map slips about half a spacing (every ribbon on a gap, no car found). A centre-"
+               "line symmetry term and a scene-relative vote floor fixed these but broke other shadow and platform "
+               "tests")
+
+
+@pytest.mark.xfail(strict=True, reason=_PACKED_GAP)
+@pytest.mark.parametrize("shift_x, shadow", [(0.0, (2.5, -2.0)), (3.0, (2.5, -2.0)), (-3.0, (2.5, -2.0)),
+                                             (0.0, (1.5, 0.5))])
+def test_a_packed_yard_whose_shadows_fill_the_gaps_is_not_registered_half_a_spacing_off(shift_x, shadow):
+    sc = _packed_shadowed_yard(shift_x, shadow)
+    reg = register(band_views(sc.image), sc.transform, sc.tracks, gsd=0.5, search_m=7.0, max_rotation_deg=1.5,
+                   per_track_m=0.75, body_weight=0.5)
+    assert _worst_residual(reg, sc) < 0.6
+
+
+def test_a_packed_yard_without_shadows_is_registered():
+    # The same yard in flat light: the cars' own edges decide, and the lines stay put.
+    sc = _packed_shadowed_yard(3.0, shadow=None)
+    reg = register(band_views(sc.image), sc.transform, sc.tracks, gsd=0.5, search_m=7.0, max_rotation_deg=1.5,
+                   per_track_m=0.75, body_weight=0.5)
+    assert _worst_residual(reg, sc) < 0.6
+
+
+@pytest.mark.xfail(strict=True, reason=_PACKED_GAP)
+def test_the_cars_of_a_packed_shadowed_yard_are_found():
+    import scenes_synthetic as S
+
+    from geo_evidence.core import count_railcars
+
+    sc = _packed_shadowed_yard(0.0)
+    res = count_railcars(sc.image, transform=sc.transform, tracks=sc.tracks, valid=sc.valid, cloud=sc.cloud)
+    assert S.match(res.detections, sc.truth)["tp"] >= 36  # of 40 cars
