@@ -196,35 +196,48 @@ def evaluate(scene: dict) -> dict:
                 type_ok=type_ok, time=dt)
 
 
-def run(n: int, base_seed: int, *, verbose: bool) -> dict:
-    rows = {b: [] for b, _ in BANDS}
-    k = 0
-    for band, (g0, g1) in BANDS:
+def draw_scenes(n: int, base_seed: int, *, bands=None):
+    """Yield ``(band, seed, scene)`` for ``n`` scenes per GSD band drawn at ``base_seed``.
+
+    Scene seeds run consecutively over the bands (``base_seed * 1000 + band_index * n + i``);
+    two scenes in three come from the project simulator, the third from the test renderer
+    (``scene["renderer"]`` says which). ``bands`` (names from ``BANDS``) restricts the bands
+    drawn without changing any scene's seed. A draw the simulator cannot lay out is
+    skipped, and said so, never silently replaced. Shared by every benchmark that scores
+    the core (accuracy, accuracy_coarse, calibrate, car_types).
+    """
+    for bi, (band, (g0, g1)) in enumerate(BANDS):
+        if bands is not None and band not in bands:
+            continue
         for i in range(n):
-            seed = base_seed * 1000 + k
-            k += 1
+            seed = base_seed * 1000 + bi * n + i
             rng = np.random.default_rng(seed)
             gsd = float(rng.choice([g0, g1])) if g0 != g1 else g0
             use_sim = (i % 3) != 2
             try:
                 scene = sim_scene(rng, gsd, seed) if use_sim else synth_scene(rng, gsd, seed)
             except SimulationError as exc:
-                # The simulator could not lay out this draw (too many cars for the free
-                # track); the scene is skipped, not silently replaced.
                 print(f"  [{band}] scene {seed} skipped: {exc}", flush=True)
                 continue
-            ev = evaluate(scene)
-            r = ev["res"]
-            ok = abs(r.count - ev["n_vis"]) <= tolerance(band, ev["n_vis"])
-            cov = r.low <= ev["n_vis"] <= r.high
-            # Width relative to the truth, floored at 10 cars so that a near-empty scene's
-            # few-car interval does not dominate the mean.
-            ev.update(ok=ok, cov=cov, width=(r.high - r.low) / max(ev["n_vis"], 10), desc=scene["desc"])
-            rows[band].append(ev)
-            if verbose:
-                print(f"  [{band}] {scene['desc']}: truth {ev['n_vis']} (all {ev['n_all']}) count {r.count} "
-                      f"[{r.low}, {r.high}] {r.method}/{r.status} tp {ev['tp']} fp {ev['fp']} fn {ev['fn']} "
-                      f"{ev['time']:.2f}s {'OK' if ok else 'MISS'}{'' if cov else ' NOT-COVERED'}", flush=True)
+            scene["renderer"] = "sim" if use_sim else "synth"
+            yield band, seed, scene
+
+
+def run(n: int, base_seed: int, *, verbose: bool) -> dict:
+    rows = {b: [] for b, _ in BANDS}
+    for band, _seed, scene in draw_scenes(n, base_seed):
+        ev = evaluate(scene)
+        r = ev["res"]
+        ok = abs(r.count - ev["n_vis"]) <= tolerance(band, ev["n_vis"])
+        cov = r.low <= ev["n_vis"] <= r.high
+        # Width relative to the truth, floored at 10 cars so that a near-empty scene's
+        # few-car interval does not dominate the mean.
+        ev.update(ok=ok, cov=cov, width=(r.high - r.low) / max(ev["n_vis"], 10), desc=scene["desc"])
+        rows[band].append(ev)
+        if verbose:
+            print(f"  [{band}] {scene['desc']}: truth {ev['n_vis']} (all {ev['n_all']}) count {r.count} "
+                  f"[{r.low}, {r.high}] {r.method}/{r.status} tp {ev['tp']} fp {ev['fp']} fn {ev['fn']} "
+                  f"{ev['time']:.2f}s {'OK' if ok else 'MISS'}{'' if cov else ' NOT-COVERED'}", flush=True)
     return rows
 
 

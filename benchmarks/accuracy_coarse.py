@@ -23,38 +23,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy as A  # noqa: E402
 
-from geo_evidence.errors import SimulationError  # noqa: E402
 
 
 def run(n: int, base_seed: int, bands: list[str], *, verbose: bool) -> dict:
-    rows = {}
-    for bi, (band, (g0, g1)) in enumerate(A.BANDS):
-        if band not in bands:
-            continue
-        rows[band] = []
-        for i in range(n):
-            # accuracy.py numbers scenes consecutively over the bands.
-            seed = base_seed * 1000 + bi * n + i
-            rng = np.random.default_rng(seed)
-            gsd = float(rng.choice([g0, g1])) if g0 != g1 else g0
-            use_sim = (i % 3) != 2
-            try:
-                scene = A.sim_scene(rng, gsd, seed) if use_sim else A.synth_scene(rng, gsd, seed)
-            except SimulationError as exc:
-                # As in accuracy.py: a draw the simulator cannot lay out is skipped, and said so.
-                print(f"  [{band}] scene {seed} skipped: {exc}", flush=True)
-                continue
-            ev = A.evaluate(scene)
-            r = ev["res"]
-            ok = abs(r.count - ev["n_vis"]) <= A.tolerance(band, ev["n_vis"])
-            cov = r.low <= ev["n_vis"] <= r.high
-            ev.update(ok=ok, cov=cov, width=(r.high - r.low) / max(ev["n_vis"], 10), desc=scene["desc"],
-                      err=(r.count - ev["n_vis"]) / max(ev["n_vis"], 10), seed=seed)
-            rows[band].append(ev)
-            if verbose:
-                print(f"  [{band}] seed {seed} {scene['desc']}: truth {ev['n_vis']} count {r.count} [{r.low}, {r.high}] "
-                      f"{r.method}/{r.status} obsc {r.obscured_fraction:.2f} {ev['time']:.2f}s "
-                      f"{'OK' if ok else 'MISS'}{'' if cov else ' NOT-COVERED'}", flush=True)
+    rows = {band: [] for band, _ in A.BANDS if band in bands}
+    for band, seed, scene in A.draw_scenes(n, base_seed, bands=bands):
+        ev = A.evaluate(scene)
+        r = ev["res"]
+        ok = abs(r.count - ev["n_vis"]) <= A.tolerance(band, ev["n_vis"])
+        cov = r.low <= ev["n_vis"] <= r.high
+        ev.update(ok=ok, cov=cov, width=(r.high - r.low) / max(ev["n_vis"], 10), desc=scene["desc"],
+                  err=(r.count - ev["n_vis"]) / max(ev["n_vis"], 10), seed=seed)
+        rows[band].append(ev)
+        if verbose:
+            print(f"  [{band}] seed {seed} {scene['desc']}: truth {ev['n_vis']} count {r.count} [{r.low}, {r.high}] "
+                  f"{r.method}/{r.status} obsc {r.obscured_fraction:.2f} {ev['time']:.2f}s "
+                  f"{'OK' if ok else 'MISS'}{'' if cov else ' NOT-COVERED'}", flush=True)
     return rows
 
 

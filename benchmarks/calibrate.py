@@ -38,7 +38,6 @@ import accuracy as A  # noqa: E402
 
 from geo_evidence.core import _api  # noqa: E402
 from geo_evidence.core import _interval  # noqa: E402
-from geo_evidence.errors import SimulationError  # noqa: E402
 
 # Tuning base seeds for the interval calibration (recorded in benchmarks/heldout/README.md).
 CALIB_SEEDS = tuple(range(4101, 4113))
@@ -52,22 +51,12 @@ def collect(base_seed: int, n: int) -> list:
     if cache.exists():
         return json.loads(cache.read_text())
     rows = []
-    k = 0
-    for band, (g0, g1) in FINE:
-        for i in range(n):
-            seed = base_seed * 1000 + k
-            k += 1
-            rng = np.random.default_rng(seed)
-            gsd = float(rng.choice([g0, g1]))
-            try:
-                sc = A.sim_scene(rng, gsd, seed) if (i % 3) != 2 else A.synth_scene(rng, gsd, seed)
-            except SimulationError:
-                continue
-            res, sig = _api._count(sc["image"], transform=sc["transform"], tracks=sc["tracks"], track_names=sc["names"],
-                                   valid=sc["valid"], cloud=sc["cloud"], excludes=sc["excludes"])
-            truth = sum(1 for t in sc["truth"] if t["visible"])
-            rows.append(dict(sig, band=band, seed=seed, truth=truth, desc=sc["desc"], low=res.low, high=res.high))
-            print(f"  {seed} {band} {sc['desc']}: truth {truth} count {res.count} [{res.low}, {res.high}]", flush=True)
+    for band, seed, sc in A.draw_scenes(n, base_seed, bands=[b for b, _ in FINE]):
+        res, sig = _api._count(sc["image"], transform=sc["transform"], tracks=sc["tracks"], track_names=sc["names"],
+                               valid=sc["valid"], cloud=sc["cloud"], excludes=sc["excludes"])
+        truth = sum(1 for t in sc["truth"] if t["visible"])
+        rows.append(dict(sig, band=band, seed=seed, truth=truth, desc=sc["desc"], low=res.low, high=res.high))
+        print(f"  {seed} {band} {sc['desc']}: truth {truth} count {res.count} [{res.low}, {res.high}]", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(rows))
     return rows

@@ -37,7 +37,6 @@ import shapely  # noqa: E402
 
 from geo_evidence.core import _classify  # noqa: E402
 from geo_evidence.core import count_railcars  # noqa: E402
-from geo_evidence.errors import SimulationError  # noqa: E402
 
 TYPES = list(_classify.CAR_TYPES)
 FINE_BANDS = A.BANDS[:2]
@@ -88,46 +87,36 @@ def collect(n: int, base_seed: int, *, verbose: bool = False) -> list[dict]:
     scene seed and (when ``track_feature_sums`` exposes ``F``) the feature slice.
     """
     out = []
-    for b, (band, (g0, g1)) in enumerate(FINE_BANDS):
-        for i in range(n):
-            seed = base_seed * 1000 + b * n + i
-            rng = np.random.default_rng(seed)
-            gsd = float(rng.choice([g0, g1]))
-            use_sim = (i % 3) != 2
-            try:
-                scene = A.sim_scene(rng, gsd, seed) if use_sim else A.synth_scene(rng, gsd, seed)
-            except SimulationError as exc:
-                print(f"  [{band}] scene {seed} skipped: {exc}", flush=True)
+    for band, seed, scene in A.draw_scenes(n, base_seed, bands=[b for b, _ in FINE_BANDS]):
+        t0 = time.perf_counter()
+        with _Recorder() as rec:
+            res = count_railcars(scene["image"], transform=scene["transform"], tracks=scene["tracks"],
+                                 track_names=scene["names"], valid=scene["valid"], cloud=scene["cloud"],
+                                 excludes=scene["excludes"])
+        vis = [t for t in scene["truth"] if t["visible"]]
+        polys = shapely.polygons([shapely.linearrings(t["polygon_map"]) for t in vis]) if vis else []
+        used: set = set()
+        got = 0
+        for d in res.detections:
+            if not d.car_type.startswith("#"):
                 continue
-            t0 = time.perf_counter()
-            with _Recorder() as rec:
-                res = count_railcars(scene["image"], transform=scene["transform"], tracks=scene["tracks"],
-                                     track_names=scene["names"], valid=scene["valid"], cloud=scene["cloud"],
-                                     excludes=scene["excludes"])
-            vis = [t for t in scene["truth"] if t["visible"]]
-            polys = shapely.polygons([shapely.linearrings(t["polygon_map"]) for t in vis]) if vis else []
-            used: set = set()
-            got = 0
-            for d in res.detections:
-                if not d.car_type.startswith("#"):
-                    continue
-                c = np.asarray(d.polygon_map)[:-1].mean(axis=0)
-                if not len(polys):
-                    continue
-                hit = [h for h in np.flatnonzero(shapely.contains_xy(polys, c[0], c[1])) if h not in used]
-                if hit:
-                    used.add(hit[0])
-                    car = rec.cars[int(d.car_type[1:])]
-                    ring = np.asarray(vis[hit[0]]["polygon_map"])
-                    # A strip along the track: perimeter 2(L + W), area L W.
-                    pg = shapely.Polygon(ring)
-                    q = pg.length / 4.0
-                    true_len = float(q + np.sqrt(max(q * q - pg.area, 0.0)))
-                    car.update(true=vis[hit[0]]["type"], true_len=true_len, band=band, seed=seed, renderer="sim" if use_sim else "synth")
-                    out.append(car)
-                    got += 1
-            if verbose:
-                print(f"  [{band}] {scene['desc']}: {got} matched cars, {time.perf_counter() - t0:.1f}s", flush=True)
+            c = np.asarray(d.polygon_map)[:-1].mean(axis=0)
+            if not len(polys):
+                continue
+            hit = [h for h in np.flatnonzero(shapely.contains_xy(polys, c[0], c[1])) if h not in used]
+            if hit:
+                used.add(hit[0])
+                car = rec.cars[int(d.car_type[1:])]
+                ring = np.asarray(vis[hit[0]]["polygon_map"])
+                # A strip along the track: perimeter 2(L + W), area L W.
+                pg = shapely.Polygon(ring)
+                q = pg.length / 4.0
+                true_len = float(q + np.sqrt(max(q * q - pg.area, 0.0)))
+                car.update(true=vis[hit[0]]["type"], true_len=true_len, band=band, seed=seed, renderer=scene["renderer"])
+                out.append(car)
+                got += 1
+        if verbose:
+            print(f"  [{band}] {scene['desc']}: {got} matched cars, {time.perf_counter() - t0:.1f}s", flush=True)
     return out
 
 
