@@ -93,7 +93,7 @@ def _check_statistic(value: Any, cid: Any, field: str, *, label: str) -> str:
 
 def _check_number(value: Any, cid: Any, field: str, *, label: str, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < minimum:
-        _fail(cid, field, f"{value!r} is not a number >= {minimum:g}", f"give a number such as 70", label=label)
+        _fail(cid, field, f"{value!r} is not a number >= {minimum:g}", "give a number such as 70", label=label)
     return value
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
 from geo_evidence.core import _classify, _coarse, _interval, _segment
-from geo_evidence.core._geometry import gsd_of, points_in_polygons, rect_polygon, resample_line, to_pixel
+from geo_evidence.core._geometry import gsd_of, points_in_polygons, resample_line, to_pixel
 from geo_evidence.core._register import identity, register
 from geo_evidence.core._ribbon import band_scale, band_views, inside_image, sample_grid, sample_mask, to_features
 from geo_evidence.core._validate import validate_inputs
@@ -359,13 +360,6 @@ def _error_margins(gsd: float) -> tuple[float, float]:
     return 0.04 + 0.12 * f, 0.10 + 0.45 * f
 
 
-def _track_lengths(q: dict, step: float) -> tuple[float, float]:
-    n_an = int((~q["excl"]).sum())
-    length = n_an * step
-    obsc = 1.0 - q["usable"].sum() / n_an if n_an else 0.0
-    return length, float(obsc)
-
-
 def _individual(per, names, offsets, a, gsd, p, h_off):
     ao = np.abs(offsets)
     centre = ao <= 1.0
@@ -377,8 +371,6 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
     for q in per:
         F = q["F"]
         with np.errstate(invalid="ignore"):
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 c = np.nanmean(F[:, centre, :], axis=1)
@@ -422,8 +414,6 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         occ = _segment.occupied_mask(z, use, step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
         # Contrast of each half of the car body: a car centred on this track lights both,
         # the edge of a car on the neighbour track (or its shadow) only one.
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             hl = np.nanmean(q["F"][:, (offsets >= -1.25) & (offsets <= -0.3), :], axis=1)
@@ -432,8 +422,6 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         zr = np.sqrt(np.nansum((hr - q["bg"] - delta) ** 2, axis=1)) / spread
         q.update(z=z, occ=occ, delta=delta, spread=spread, zl=zl, zr=zr, hl=hl, hr=hr)
         q["runs"] = _run_stats(q, occ)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for s0, s1, cl, sl, sr, *_ in q["runs"]:
@@ -660,7 +648,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
     # neighbour's ribbon), keep the better-centred one.
     keep = _suppress_overlaps(cands)
     for t, q in enumerate(per):
-        length, obsc = _track_lengths(q, a)
+        length, obsc = _segment.track_lengths(q, a)
         mine = [c for c, k in zip(cands, keep) if k and c["t"] == t]
         detections.extend(c["det"] for c in mine)
         n_cars = len(mine)

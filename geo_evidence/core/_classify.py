@@ -210,8 +210,8 @@ def decide(length_m: float, feats: dict, *, gsd: float) -> tuple[str, str]:
     g = lambda k, d=0.0: float(feats.get(k, d))  # noqa: E731
     ell = length_m
     peak, stripe, rim, dip, asym = g("peak"), g("stripe"), g("rim"), g("dip"), g("asym")
-    tex, step, ends, step_r, tex_r = g("tex"), g("step"), g("ends"), g("step_r"), g("tex_r")
-    along, lum, xtex_r = g("along_tex"), g("lum"), g("xtex_r")
+    tex, step, step_r, tex_r = g("tex"), g("step"), g("step_r"), g("tex_r")
+    lum, xtex_r = g("lum"), g("xtex_r")
     if rim >= 6.0:
         return "gondola", "walls"  # an open top: walls much brighter than the load inside
     if step >= 12.0 and step_r >= 0.9 and (peak < 3.0 or step >= 15.0):

@@ -70,14 +70,6 @@ OCC_HIGH_SHARE = 0.8
 PACKED_SHARE = 0.15
 
 
-def _track_lengths(q: dict, step: float) -> tuple[float, float]:
-    """Analysed length of a track (m) and the share of it hidden by cloud, nodata or the edge."""
-    n_an = int((~q["excl"]).sum())
-    length = n_an * step
-    obsc = 1.0 - q["usable"].sum() / n_an if n_an else 0.0
-    return length, float(obsc)
-
-
 def coarse_tracks(per, names, a, gsd, p, method, *, ctx=None):
     """Per-track counts with a scene interval by the ``length`` or ``occupancy`` method.
 
@@ -140,7 +132,7 @@ def coarse_tracks(per, names, a, gsd, p, method, *, ctx=None):
     raw_n, track_results = [], []
     hidden_total = visible_total = occ_total = 0.0
     for t, q in enumerate(per):
-        length, obsc = _track_lengths(q, a)
+        length, obsc = _segment.track_lengths(q, a)
         occ_m = float(q["occ"].sum() * a)
         # A run is blurred by about half a pixel at each end.
         n = sum(max((s1 - s0) * a - 0.5 * gsd, 0.0) for s0, s1 in _segment.runs_of(q["occ"])) / pitch

@@ -48,6 +48,18 @@ def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1000) -> tuple[
     return m, spread
 
 
+def track_lengths(q: dict, step: float) -> tuple[float, float]:
+    """Analysed length of a track (m) and the share of it hidden by cloud, nodata or the edge.
+
+    ``q`` holds the track's along-track masks ``excl`` (length not analysed: switches,
+    excluded polygons) and ``usable`` (seen: inside the image, no cloud, no nodata).
+    """
+    n_an = int((~q["excl"]).sum())
+    length = n_an * step
+    obsc = 1.0 - q["usable"].sum() / n_an if n_an else 0.0
+    return length, float(obsc)
+
+
 def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) index pairs of True runs, stop exclusive."""
     if not mask.any():
