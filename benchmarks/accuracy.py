@@ -223,16 +223,19 @@ def draw_scenes(n: int, base_seed: int, *, bands=None):
             yield band, seed, scene
 
 
-def run(n: int, base_seed: int, *, verbose: bool) -> dict:
-    rows = {b: [] for b, _ in BANDS}
-    for band, _seed, scene in draw_scenes(n, base_seed):
+def run(n: int, base_seed: int, *, verbose: bool, bands=None) -> dict:
+    """Scores of the core per band (``bands`` restricts them, as in :func:`draw_scenes`)."""
+    rows = {b: [] for b, _ in BANDS if bands is None or b in bands}
+    for band, seed, scene in draw_scenes(n, base_seed, bands=bands):
         ev = evaluate(scene)
         r = ev["res"]
         ok = abs(r.count - ev["n_vis"]) <= tolerance(band, ev["n_vis"])
         cov = r.low <= ev["n_vis"] <= r.high
         # Width relative to the truth, floored at 10 cars so that a near-empty scene's
         # few-car interval does not dominate the mean.
-        ev.update(ok=ok, cov=cov, width=(r.high - r.low) / max(ev["n_vis"], 10), desc=scene["desc"])
+        # Signed error on the same floor, so a bias is visible (accuracy_coarse prints it).
+        ev.update(ok=ok, cov=cov, width=(r.high - r.low) / max(ev["n_vis"], 10), desc=scene["desc"],
+                  err=(r.count - ev["n_vis"]) / max(ev["n_vis"], 10), seed=seed)
         rows[band].append(ev)
         if verbose:
             print(f"  [{band}] {scene['desc']}: truth {ev['n_vis']} (all {ev['n_all']}) count {r.count} "

@@ -24,24 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy as A  # noqa: E402
 
 
-
-def run(n: int, base_seed: int, bands: list[str], *, verbose: bool) -> dict:
-    rows = {band: [] for band, _ in A.BANDS if band in bands}
-    for band, seed, scene in A.draw_scenes(n, base_seed, bands=bands):
-        ev = A.evaluate(scene)
-        r = ev["res"]
-        ok = abs(r.count - ev["n_vis"]) <= A.tolerance(band, ev["n_vis"])
-        cov = r.low <= ev["n_vis"] <= r.high
-        ev.update(ok=ok, cov=cov, width=(r.high - r.low) / max(ev["n_vis"], 10), desc=scene["desc"],
-                  err=(r.count - ev["n_vis"]) / max(ev["n_vis"], 10), seed=seed)
-        rows[band].append(ev)
-        if verbose:
-            print(f"  [{band}] seed {seed} {scene['desc']}: truth {ev['n_vis']} count {r.count} [{r.low}, {r.high}] "
-                  f"{r.method}/{r.status} obsc {r.obscured_fraction:.2f} {ev['time']:.2f}s "
-                  f"{'OK' if ok else 'MISS'}{'' if cov else ' NOT-COVERED'}", flush=True)
-    return rows
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=20, help="scenes per GSD band (default 20)")
@@ -60,7 +42,7 @@ def main(argv=None) -> int:
     print(f"accuracy_coarse: base seed {base} ({'tuning' if args.tuning else 'held-out'}), {args.n} scenes per band",
           flush=True)
     t0 = time.time()
-    rows = run(args.n, base, bands, verbose=not args.quiet)
+    rows = A.run(args.n, base, bands=bands, verbose=not args.quiet)
     A.report(rows)
     for band, evs in rows.items():
         e = np.array([v["err"] for v in evs])
