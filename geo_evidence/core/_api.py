@@ -401,6 +401,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
     # Pass 1: car-ness and occupied runs on every track.
     lit = float(side_med[0])
     bright_sides = []
+    shade_cols = []  # colour of the anti-sun strip beside each voting car (its own shadow)
     for t, q in enumerate(per):
         r = q["r"]
         use = q["usable"] & np.isfinite(r).all(1)
@@ -424,13 +425,17 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         q["runs"] = _run_stats(q, occ)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            for s0, s1, cl, sl, sr, *_ in q["runs"]:
+            for s0, s1, cl, sl, sr, _cv, slv, srv in q["runs"]:
                 dark, light = min(sl, sr), max(sl, sr)
                 # A car with its own shadow: one strip lit, the other dark, the car in between
                 # clearly brighter than its shadow (a cast shadow is as dark as its strip).
                 ml, mr = float(np.mean(zl[s0:s1])), float(np.mean(zr[s0:s1]))
                 centred = min(ml, mr) > max(p.z_high, 0.5 * max(ml, mr))
-                if centred and light > 0.75 * lit and light - dark > 4 * spread and cl > dark + 0.3 * (lit - dark):
+                # A pale car (white on snow) barely differs from the lit strip, so it is not
+                # "centred" by contrast, yet it is at least as bright as the lit ground and its
+                # own shadow darkens the other strip: it tells the sun side as well.
+                pale = cl >= light - spread and 8.0 <= (s1 - s0) * a <= 30.0
+                if (centred or pale) and light > 0.75 * lit and light - dark > 4 * spread and cl > dark + 0.3 * (lit - dark):
                     # A vote in map space: +normal when the negative-offset strip is the
                     # lit one, i.e. the vector points from the car towards its LIT side
                     # (the sun side). Map space copes with tracks digitised in opposite
@@ -440,6 +445,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     # sun side alone; no more, as a long run may be a road or platform.
                     n_votes = 2 if (s1 - s0) * a >= 25.0 else 1
                     bright_sides.extend([-np.sign(sl - sr) * nm / max(float(np.hypot(*nm)), 1e-9)] * n_votes)
+                    shade_cols.append(np.asarray(slv if sl < sr else srv, float))
     # Which side is the sun on? Cars with their own shadow tell: the shadow darkens one
     # strip. ``shadow_dir`` (kept under this name) is the majority vote, a map-space unit
     # vector pointing towards the sun side; zero when the votes disagree.
@@ -488,6 +494,11 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
     # under a low sun a neighbour's long shadow on snow is such a stretch too, and the
     # cast-shadow tests do not always catch it (tuning scene 71234008: +16 false cars);
     # on the tuning sets the packed-yard cars it finds outnumber these.
+    long_shadow = None
+    if shadow_dir.any() and len(shade_cols) >= 3:
+        sh_col = np.median(np.vstack(shade_cols), axis=0)
+        if lit - float(sh_col[0]) > 6.0 * s_yard:
+            long_shadow = (sh_col, lit - float(sh_col[0]))
     empty_ref = None
     if shadow_dir.any():
         pooled_c = np.vstack([q["c"][q["usable"] & (q["z"] < 1.0)] for q in per])
@@ -546,6 +557,16 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                 whole = ((d_body > 3.0 * q["spread"]) & (anti_strip - sun_strip[:, 0] > 0.5 * d_body)
                          & (anti_strip > lit - 0.3 * (lit - q["c"][:, 0])))
                 cast |= whole
+                if long_shadow is not None:
+                    # Where the cars' own shadows reach their anti-sun strips (the voters
+                    # above show it), a car standing here darkens its anti-sun strip. A
+                    # stretch with the very colour of those shadows and a lit anti-sun
+                    # strip is a neighbour's shadow lying on this track, not a car.
+                    anti_v = np.where((dots > 0.3)[:, None], q["sl"], np.where((dots < -0.3)[:, None], q["sr"], np.nan))
+                    sh_col, sh_depth = long_shadow
+                    body_d = np.sqrt(np.nansum((q["c"] - sh_col) ** 2, axis=1))
+                    cast |= ((body_d < max(0.25 * sh_depth, 2.0 * q["spread"]))
+                             & (anti_v[:, 0] > lit - 0.3 * sh_depth) & np.isfinite(anti_v[:, 0]))
             sig["cast_m"] += float((cast & q["usable"]).sum() * a)
             if cast.any():
                 q["z"] = np.where(cast, 0.0, q["z"])
@@ -571,6 +592,10 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         z, occ, delta, spread = q["z"], q["occ"].copy(), q["delta"], q["spread"]
         for s0, s1, cl, sl, sr, cv, slv, srv in q["runs"]:
             if cl >= lit - 2 * spread:
+                continue
+            # A shadow is dark throughout; a run that is a quarter lit (pale cars with a dark
+            # car between them) is not one, whatever its mean says.
+            if float(np.mean(q["c"][s0:s1, 0] >= lit - 2 * spread)) > 0.25:
                 continue
             depth = lit - cl
             # A dark run continuous with a dark sun-side strip (same tone and colour) is a
