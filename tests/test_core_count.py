@@ -347,11 +347,10 @@ def test_small_yard_shifted_towards_the_platform_target():
     assert abs(across - 4.0) < 1.0
 
 
-@pytest.mark.parametrize("seed", [42, 45])
-def test_pale_cars_long_winter_shadows_on_the_next_track_are_not_counted(seed):
-    # Snow, sun 32 degrees high: every car throws a black shadow a car wide onto the next
-    # track. White and pale cars do not stand out from the snow, so only their own shadow
-    # tells the sun side; without it each shadow is counted as a dark car.
+
+def _winter_scene(seed):
+    """The Tumangang yard in snow, sun 158 degrees / 32 high, 18 cars; scored like the
+    accuracy benchmark (a detection is right when its centre lies inside a true car)."""
     import sys
     from pathlib import Path
 
@@ -364,10 +363,27 @@ def test_pale_cars_long_winter_shadows_on_the_next_track_are_not_counted(seed):
     aoi = load_aoi("tumangang")
     sc = simulate_scene(aoi, when="2023-02-14T02:05:00Z", gsd_m=0.5, n_cars=18, season="snow", sun_azimuth=158,
                         sun_elevation=32, margin_m=40, seed=seed)
-    ev = A.evaluate(dict(image=sc.image, transform=sc.transform, tracks=[np.asarray(t.line.coords) for t in aoi.tracks],
-                         names=[t.name for t in aoi.tracks], valid=sc.valid, cloud=sc.cloud,
-                         excludes=[np.asarray(e.exterior.coords) for e in aoi.excludes],
-                         truth=[{"polygon_map": np.asarray(t["polygon_map"]), "type": t["type"], "visible": bool(t["visible"])}
-                                for t in sc.truth]))
+    return A.evaluate(dict(image=sc.image, transform=sc.transform, tracks=[np.asarray(t.line.coords) for t in aoi.tracks],
+                           names=[t.name for t in aoi.tracks], valid=sc.valid, cloud=sc.cloud,
+                           excludes=[np.asarray(e.exterior.coords) for e in aoi.excludes],
+                           truth=[{"polygon_map": np.asarray(t["polygon_map"]), "type": t["type"],
+                                   "visible": bool(t["visible"])} for t in sc.truth]))
+
+
+@pytest.mark.parametrize("seed", [42, 45])
+def test_pale_cars_long_winter_shadows_on_the_next_track_are_not_counted(seed):
+    # Every car throws a black shadow a car wide onto the next track. White and pale cars
+    # do not stand out from the snow, so only their own shadow tells the sun side; without
+    # it each shadow is counted as a dark car.
+    ev = _winter_scene(seed)
     assert ev["fp"] <= 2  # was 14 and 12: one per shadow
     assert ev["res"].count <= ev["n_vis"] + 2
+
+
+def test_pale_cars_beside_their_own_long_shadow_are_counted():
+    # The anti-sun half of each white car blends into the black shadow it throws, so only
+    # one half stands out from the lit snow. Such a car is still centred on its track (its
+    # anti-sun strip is dark, its sun-side strip lit); read as "one-sided" it was dropped
+    # as a neighbour's edge (6 of 18 cars found).
+    ev = _winter_scene(40)
+    assert ev["tp"] >= 10 and ev["fp"] <= 2

@@ -645,7 +645,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     continue
                 zc = float(np.mean(z[i0:i1]))
                 ml, mr = float(np.mean(zl[i0:i1])), float(np.mean(zr[i0:i1]))
-                if min(ml, mr) < 0.3 * max(ml, mr) and min(ml, mr) < p.z_low:
+                if min(ml, mr) < 0.3 * max(ml, mr) and min(ml, mr) < p.z_low and not _own_shadow_half(q, i0, i1, ml < mr, shadow_dir, lit):
                     continue  # one-sided: a neighbour's edge or shadow, not a car on this track
                 edge_cut = (i0 > 0 and not q["usable"][i0 - 1]) or (i1 < len(z) and not q["usable"][min(i1, len(z) - 1)])
                 if ell < 8.0 and not edge_cut:
@@ -715,6 +715,30 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                               "weak": weak, "amb": amb, "n_long": n_long, "free_m": float(free.sum() * a),
                               "sub_m": float(sub.sum() * a), "conf": [c["det"].confidence for c in mine]})
     return track_results, detections, sig
+
+
+def _own_shadow_half(q: dict, i0: int, i1: int, weak_left: bool, shadow_dir: np.ndarray, lit: float) -> bool:
+    """True when a car's faint half is its anti-sun half, beside its own shadow.
+
+    A pale car's anti-sun half blends into the shadow it casts (blur, a shaded side wall),
+    so the half shows little contrast; the car is still centred here when its anti-sun
+    strip is dark and its sun-side strip lit. A neighbour's shadow over this track darkens
+    the sun-side strip instead.
+    """
+    if not shadow_dir.any():
+        return False
+    nm = q["nrm"][i0:i1].mean(axis=0)
+    side_dot = float(nm @ shadow_dir) / max(float(np.hypot(*nm)), 1e-9)
+    if abs(side_dot) < 0.3:
+        return False
+    sun_right = side_dot > 0  # the sun lies on the +normal ("sr"/"hr") side
+    if weak_left != sun_right:
+        return False  # the faint half is the sun-side one
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        anti = float(np.nanmean(q["sl" if sun_right else "sr"][i0:i1, 0]))
+        sun = float(np.nanmean(q["sr" if sun_right else "sl"][i0:i1, 0]))
+    return anti < lit - 4.0 * q["spread"] and sun > lit - 2.0 * q["spread"]
 
 
 def _run_stats(q: dict, occ: np.ndarray) -> list:
