@@ -392,7 +392,16 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         q["bg"] = bg
         r = q["c"] - bg
         q["r"] = r
-        pooled_r.append(r[q["usable"]])
+        # Stretches inside a coupler rhythm (a chain of one-car stretches) are a cut, not
+        # empty track: where one colour of car fills most of a yard, the densest
+        # appearance would otherwise be that car, and empty ballast would stand out instead.
+        q["chain"] = np.zeros(len(r), bool)
+        q["soft_steps"] = _segment.step_segments(q["c"], q["usable"], step=a, k=5.0)
+        for (s0, s1), inside in zip(q["soft_steps"], _chained(q["soft_steps"], a, interior=False)):
+            if inside:
+                q["chain"][s0:s1] = True
+        ref = q["usable"] & ~q["chain"]
+        pooled_r.append(r[ref if ref.sum() > 40 else q["usable"]])
     pooled = np.vstack(pooled_r) if pooled_r else np.zeros((0, 1))
     noise_floor = 0.02
     d_yard, s_yard = _segment.mode_vector(pooled, bandwidth=0.04) if len(pooled) else (np.zeros(per[0]["F"].shape[-1]), 0.04)
@@ -407,7 +416,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         use = q["usable"] & np.isfinite(r).all(1)
         delta, spread = d_yard, s_yard
         if use.sum() > 40:
-            d_t, s_t = _segment.mode_vector(r[use], bandwidth=max(s_yard, 0.03))
+            ref = use & ~q["chain"]
+            d_t, s_t = _segment.mode_vector(r[ref if ref.sum() > 40 else use], bandwidth=max(s_yard, 0.03))
             if np.sqrt(((d_t - d_yard) ** 2).sum()) < 3 * s_yard:
                 delta, spread = d_t, max(s_t, noise_floor)
         z = np.sqrt(np.nansum((r - delta) ** 2, axis=1)) / spread
@@ -514,7 +524,13 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             zt = np.sqrt(np.nansum((q["c"] - empty_ref[0]) ** 2, axis=1)) / max(empty_ref[1], noise_floor)
         lifted = False
         e = max(int(round(1.0 / a)), 1)
-        for s0, s1 in _segment.step_segments(q["c"], q["usable"], step=a, max_len_m=45.0 if zt is not None else 22.5):
+        segs = _segment.step_segments(q["c"], q["usable"], step=a, max_len_m=45.0 if zt is not None else 22.5)
+        # A car between two cars of a cut, inside the cut's coupler rhythm, is lifted too
+        # (a chain of one-car stretches is joint evidence, so its steps may be fainter).
+        soft = q["soft_steps"]
+        in_chain = [False] * len(segs) + _chained(soft, a, occ=q["occ"])
+        segs = segs + soft
+        for (s0, s1), chained in zip(segs, in_chain):
             inner = z[s0 + e: s1 - e]
             if not inner.size or float(np.mean(q["occ"][s0:s1])) >= 0.6:
                 continue
@@ -522,7 +538,13 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             one_car = (s1 - s0) * a <= 22.5
             weak_car = one_car and float(np.percentile(inner, 20)) > max(1.5, 2.0 * base)
             far_from_empty = zt is not None and float(np.percentile(zt[s0 + e: s1 - e], 20)) > 6.0
-            if weak_car or far_from_empty:
+            if chained and long_shadow is not None:
+                # A cut's shadow on the next track keeps the cut's rhythm: a stretch with the
+                # colour of the scene's shadows is not lifted on rhythm alone.
+                sh_col, sh_depth = long_shadow
+                body = np.nanmedian(q["c"][s0:s1], axis=0)
+                chained = float(np.sqrt(np.nansum((body - sh_col) ** 2))) >= max(0.25 * sh_depth, 2.0 * q["spread"])
+            if weak_car or far_from_empty or chained:
                 z[s0:s1] = np.maximum(z[s0:s1], p.z_high + 0.5)
                 lifted = True
         if lifted:
@@ -715,6 +737,37 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                               "weak": weak, "amb": amb, "n_long": n_long, "free_m": float(free.sum() * a),
                               "sub_m": float(sub.sum() * a), "conf": [c["det"].confidence for c in mine]})
     return track_results, detections, sig
+
+
+def _chained(segs: list, a: float, n_min: int = 3, *, interior: bool = True, occ=None) -> list:
+    """Which step-bounded stretches lie inside a chain of at least ``n_min`` one-car stretches.
+
+    A cut of coupled cars is a run of car-length stretches, end to end, each bounded by the
+    steps of its couplers, whatever the cars' tone: in a packed yard where one colour of car
+    fills most of the track, the "empty track" reference is that colour and the cars show no
+    car-ness, but their couplers still step every 10-22 m. Empty track has no such rhythm
+    (catenary mast shadows are ~50 m apart, sleepers 0.6 m).
+
+    Consecutive stretches may be split by a short one (a coupler gap seen as two steps).
+    ``interior`` leaves out each chain's first and last stretch (past a cut's end the next
+    step bounds empty track); with ``occ`` (occupied samples), a stretch counts only when
+    both its chain neighbours are already cars.
+    """
+    out = [False] * len(segs)
+    gap = int(round(2.5 / a))  # a coupler gap seen as two steps leaves a short stretch between cars
+    j = 0
+    while j < len(segs):
+        k = j
+        while (k + 1 < len(segs) and 0 <= segs[k + 1][0] - segs[k][1] <= gap
+               and (segs[k + 1][1] - segs[k + 1][0]) * a <= 22.5):
+            k += 1
+        if k - j + 1 >= n_min and all((s1 - s0) * a <= 22.5 for s0, s1 in segs[j:k + 1]):
+            for m in range(j + 1, k) if interior else range(j, k + 1):
+                if occ is not None and not all(float(np.mean(occ[s0:s1])) >= 0.6 for s0, s1 in (segs[m - 1], segs[m + 1])):
+                    continue  # past a cut's end, or a rhythm with no car in it yet
+                out[m] = True
+        j = k + 1
+    return out
 
 
 def _own_shadow_half(q: dict, i0: int, i1: int, weak_left: bool, shadow_dir: np.ndarray, lit: float) -> bool:
