@@ -620,6 +620,10 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             if float(np.mean(q["c"][s0:s1, 0] >= lit - 2 * spread)) > 0.25:
                 continue
             depth = lit - cl
+            # Nor is a run whose tone changes along it (cars of several colours in a cut):
+            # a cast shadow on uniform ground is uniform.
+            if float(np.nanstd(q["c"][s0:s1, 0])) > max(3.0 * spread, 0.5 * depth):
+                continue
             # A dark run continuous with a dark sun-side strip (same tone and colour) is a
             # shadow cast by a car on the neighbour track: a car's own shadow lies on its
             # anti-sun side, and a car is not the colour of the shadowed ground beside it.
