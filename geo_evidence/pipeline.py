@@ -223,6 +223,17 @@ def _detection_features(detections, crs, scene_id: str) -> list[dict]:
     return features
 
 
+@functools.lru_cache(maxsize=1)
+def core_fingerprint() -> str:
+    """sha256 over the image core's source files: a cached count is reused only when the
+    code that counted it is the one running now (a fix to the core invalidates the cache
+    even without a version bump)."""
+    h = hashlib.sha256()
+    for path in sorted((Path(__file__).resolve().parent / "core").glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def _cache_key(scene_checksum: str | None, aoi: AOI, params: dict, margin_m: float) -> str | None:
     if not scene_checksum:
         return None
@@ -232,6 +243,7 @@ def _cache_key(scene_checksum: str | None, aoi: AOI, params: dict, margin_m: flo
         "params": params,
         "margin_m": margin_m,
         "version": __version__,
+        "core": core_fingerprint(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -122,6 +122,19 @@ def test_rerun_skips_finished_scenes_and_no_cache_recounts(tmp_path, scene_folde
     assert third.computed == 5
 
 
+def test_a_changed_image_core_recounts_instead_of_reusing_the_cache(tmp_path, scene_folder, small_aoi_file, monkeypatch):
+    # Same scenes, AOI, parameters and version string, but the counting code changed (an
+    # upgrade): the cached counts were made by other code and must not be served.
+    import geo_evidence.pipeline as pipeline
+
+    aoi = load_aoi(small_aoi_file)
+    (first,) = run_count(aoi, scenes=str(scene_folder[0]), out_dir=tmp_path)
+    assert first.computed == 5
+    monkeypatch.setattr(pipeline, "core_fingerprint", lambda: "another core")
+    (second,) = run_count(aoi, scenes=str(scene_folder[0]), out_dir=tmp_path)
+    assert (second.computed, second.cached) == (5, 0)
+
+
 def test_killed_run_resumes_without_redoing_or_losing_work(tmp_path, scene_folder, small_aoi_file):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "geo_evidence.cli", "count", "--aoi", str(small_aoi_file), "--scenes",
