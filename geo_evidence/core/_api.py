@@ -397,7 +397,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         # appearance would otherwise be that car, and empty ballast would stand out instead.
         q["chain"] = np.zeros(len(r), bool)
         q["soft_steps"] = _segment.step_segments(q["c"], q["usable"], step=a, k=5.0)
-        for (s0, s1), inside in zip(q["soft_steps"], _chained(q["soft_steps"], a, interior=False)):
+        for (s0, s1), inside in zip(q["soft_steps"], _chained(q["soft_steps"], a)):
             if inside:
                 q["chain"][s0:s1] = True
         ref = q["usable"] & ~q["chain"]
@@ -743,7 +743,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
     return track_results, detections, sig
 
 
-def _chained(segs: list, a: float, n_min: int = 3, *, interior: bool = True, occ=None) -> list:
+def _chained(segs: list, a: float, n_min: int = 3, *, occ=None) -> list:
     """Which step-bounded stretches lie inside a chain of at least ``n_min`` one-car stretches.
 
     A cut of coupled cars is a run of car-length stretches, end to end, each bounded by the
@@ -753,9 +753,9 @@ def _chained(segs: list, a: float, n_min: int = 3, *, interior: bool = True, occ
     (catenary mast shadows are ~50 m apart, sleepers 0.6 m).
 
     Consecutive stretches may be split by a short one (a coupler gap seen as two steps).
-    ``interior`` leaves out each chain's first and last stretch (past a cut's end the next
-    step bounds empty track); with ``occ`` (occupied samples), a stretch counts only when
-    both its chain neighbours are already cars.
+    Without ``occ``, every member of a chain counts. With ``occ`` (occupied samples), only a
+    stretch between two chain members that are already cars: past a cut's end the next
+    step (a mast's shadow, a change of ballast) bounds a stretch of empty track.
     """
     out = [False] * len(segs)
     gap = int(round(2.5 / a))  # a coupler gap seen as two steps leaves a short stretch between cars
@@ -766,9 +766,9 @@ def _chained(segs: list, a: float, n_min: int = 3, *, interior: bool = True, occ
                and (segs[k + 1][1] - segs[k + 1][0]) * a <= 22.5):
             k += 1
         if k - j + 1 >= n_min and all((s1 - s0) * a <= 22.5 for s0, s1 in segs[j:k + 1]):
-            for m in range(j + 1, k) if interior else range(j, k + 1):
+            for m in range(j, k + 1) if occ is None else range(j + 1, k):
                 if occ is not None and not all(float(np.mean(occ[s0:s1])) >= 0.6 for s0, s1 in (segs[m - 1], segs[m + 1])):
-                    continue  # past a cut's end, or a rhythm with no car in it yet
+                    continue
                 out[m] = True
         j = k + 1
     return out
