@@ -197,3 +197,25 @@ def test_the_cars_of_a_packed_shadowed_yard_are_found():
     sc = _packed_shadowed_yard(0.0)
     res = count_railcars(sc.image, transform=sc.transform, tracks=sc.tracks, valid=sc.valid, cloud=sc.cloud)
     assert S.match(res.detections, sc.truth)["tp"] >= 36  # of 40 cars
+
+
+@pytest.mark.parametrize("seed", [1, 4, 7, 10])
+def test_an_empty_yard_with_its_rails_resolved_is_registered_onto_the_beds(seed):
+    # At 0.3 m the two rails of an empty track are thin dark lines inside its ballast bed.
+    # They must not make the bed's own edge (bed on one side, bare ground on the other)
+    # look more like a track than the bed: the lines have to land on the beds.
+    import shapely
+
+    import scenes_synthetic as S
+    from geo_evidence.core._geometry import resample_line
+
+    sc = S.render(n_tracks=2 + seed % 4, length_m=300.0, spacing_m=5.0 + 0.1 * (seed % 6), bearing_deg=17.0 + 29 * seed,
+                  gsd_m=0.3, cars=[], noise=1.0 + seed % 4, blur_px=0.5,
+                  shift_m=(2.5 * np.cos(seed), 2.5 * np.sin(seed)), rotation_deg=0.5 * np.sin(3 * seed), seed=seed)
+    lines = [np.asarray(line, float) for line in sc.tracks]
+    reg = register(band_views(sc.image), sc.transform, lines, gsd=0.3, search_m=7.0, max_rotation_deg=1.5,
+                   per_track_m=0.75, body_weight=0.5)
+    for t, (line, true) in enumerate(zip(lines, sc.true_tracks)):
+        _, xy, nrm = resample_line(line, 5.0)
+        off = shapely.distance(shapely.LineString(np.asarray(true)), shapely.points(reg.apply(xy, nrm, t)))
+        assert float(np.median(off)) < 0.6, f"track {t} lies {np.median(off):.1f} m off its bed"
