@@ -380,3 +380,25 @@ def test_pale_cars_beside_their_own_long_shadow_are_counted():
     # as a neighbour's edge (6 of 18 cars found).
     res, m, _ = _winter_scene(40)
     assert m["tp"] >= 10 and m["fp"] <= 2
+
+
+def test_an_empty_track_unlike_the_rest_of_the_yard_is_not_read_as_one_long_cut():
+    # A near-empty Tumangang yard at 0.6 m (panchromatic, lines 1.4 m off): one track's
+    # empty appearance differs from the yard's typical one (another strip beside it), so
+    # against the yard's reference the whole track looked occupied and was cut into a
+    # dozen "cars". A track that is uniform along its length, without a coupler rhythm,
+    # is its own empty reference.
+    from geo_evidence.aoi import load_aoi
+    from geo_evidence.simulate import simulate_scene
+
+    aoi = load_aoi("tumangang")
+    sc = simulate_scene(aoi, when="2023-06-15T02:10:00Z", gsd_m=0.6, n_cars=3, season="autumn", sun_azimuth=128.8,
+                        sun_elevation=54.1, misregistration_m=(-0.77, -1.16), misregistration_deg=0.34, blur=0.72,
+                        noise=3.07, panchromatic=True, margin_m=40.0, seed=7005022)
+    res = count_railcars(sc.image, transform=tuple(sc.transform)[:6], tracks=[np.asarray(t.line.coords) for t in aoi.tracks],
+                         track_names=[t.name for t in aoi.tracks], valid=sc.valid, cloud=sc.cloud,
+                         excludes=[np.asarray(e.exterior.coords) for e in aoi.excludes])
+    visible = [t for t in sc.truth if t["visible"]]
+    m = S.match(res.detections, visible)
+    assert m["fp"] <= 2, f"{m['fp']} false cars in a yard of {len(visible)}"
+    assert res.low <= len(visible) <= res.high

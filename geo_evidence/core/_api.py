@@ -141,6 +141,8 @@ class CountResult:
         }
 
 
+
+
 def count_railcars(
     image: np.ndarray,
     *,
@@ -418,8 +420,17 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         if use.sum() > 40:
             ref = use & ~q["chain"]
             d_t, s_t = _segment.mode_vector(r[ref if ref.sum() > 40 else use], bandwidth=max(s_yard, 0.03))
-            if np.sqrt(((d_t - d_yard) ** 2).sum()) < 3 * s_yard:
-                delta, spread = d_t, max(s_t, noise_floor)
+            # The track's own empty appearance is trusted when it is close to the yard's,
+            # or when three quarters of the track look alike and show no coupler rhythm:
+            # an outer track beside open ground (or a platform) looks unlike the rest of
+            # the yard when empty, and against the yard's reference it was read as one
+            # long occupied run and cut into cars (tuning scenes 7002022, 7005013/016/022:
+            # 13-28 false cars each). A packed track of look-alike cars keeps the yard's
+            # reference through its coupler rhythm (``chain``).
+            s_own = max(s_t, noise_floor)
+            near = float(np.mean(np.sqrt(((r[use] - d_t) ** 2).sum(axis=1)) < 2 * s_own))
+            if np.sqrt(((d_t - d_yard) ** 2).sum()) < 3 * s_yard or (near >= 0.75 and float(q["chain"][use].mean()) < 0.05):
+                delta, spread = d_t, s_own
         z = np.sqrt(np.nansum((r - delta) ** 2, axis=1)) / spread
         z = np.where(use, z, 0.0)
         occ = _segment.occupied_mask(z, use, step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
