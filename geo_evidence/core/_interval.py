@@ -25,11 +25,19 @@ see benchmarks/heldout/README.md). Split conformal: the scale weights (``A``, ``
 from a small grid) are chosen on the scenes of the odd seeds 4101-4111 as those giving the
 narrowest mean interval there; the factors ``K_LO`` / ``K_HI`` are then set on the even
 seeds' scenes, per band and stratum, as the ceil(q (n + 1))-th smallest scaled residual
-(q = 0.95 per side, so >= 90 % two-sided, 94 % on the calibration half; the
-finite-sample split-conformal rank). B_PACK came out 0: packing did not predict misses
+(the finite-sample split-conformal rank). q = 0.975 per side since session 5: with
+q = 0.95 (>= 90 % two-sided on the calibration half) the two fresh held-out checks of
+session 4 held the truth on only 79 % and 82 % of the <= 0.5 m scenes, so the nominal
+level is raised to leave room for the scenes that the tuning draws under-represent. B_PACK came out 0: packing did not predict misses
 beyond the count itself. Both are fitted per fine band (0.3/0.5 m and 0.6/1.0
 m) and blended linearly in GSD between 0.5 and 0.6 m; above 1.0 m the 0.6-1 m margins grow
 in proportion to the GSD (no tuning scenes there).
+
+Re-calibrated in session 5 after the fine-GSD registration median and the per-track
+empty reference (fewer false cars in empty and near-empty yards), at q = 0.975: mean width
+1.33 (0.3/0.5 m) and 1.61 (0.6/1 m) on the calibration half, coverage 0.99 / 0.98. The
+high-side constant A no longer goes up to 6 cars: picked on the train half, it was wider
+on the calibration half (1.37) and put 3 cars of margin on a clean empty yard.
 
 Re-calibrated in session 3 after the step-bounded and packed-yard lifts (fewer missed
 cars in packed and shaded yards): the upper factor fell from ~0.5 to 0.23 (0.3/0.5 m) and
@@ -50,13 +58,13 @@ import numpy as np
 
 # --- calibration constants (printed by benchmarks/calibrate.py) ----------------------------
 # Scale weights per band: (A, B_PACK) on the high side, (A, B_WEAK) on the low.
-W_HI = {"fine": (0.5, 0.0), "mid": (0.5, 0.0)}
-W_LO = {"fine": (6.0, 2.0), "mid": (6.0, 2.0)}
+W_HI = {"fine": (3.0, 0.0), "mid": (0.5, 1.0)}
+W_LO = {"fine": (1.0, 2.0), "mid": (3.0, 0.0)}
 # Conformal factors: the high side per band only (see benchmarks/calibrate.py: clean
 # evidence did not make misses rarer on the tuning scenes), the low side per band and
 # evidence stratum ("clean" / "weak", see ``stratum``).
-K_HI = {"fine": {"clean": 0.29, "weak": 0.29}, "mid": {"clean": 0.37, "weak": 0.37}}
-K_LO = {"fine": {"clean": 0.14, "weak": 0.48}, "mid": {"clean": 0.18, "weak": 0.35}}
+K_HI = {"fine": {"clean": 0.42, "weak": 0.42}, "mid": {"clean": 0.43, "weak": 0.43}}
+K_LO = {"fine": {"clean": 0.19, "weak": 0.27}, "mid": {"clean": 0.21, "weak": 0.6}}
 # -------------------------------------------------------------------------------------------
 
 # A scene is "clean" when its detections are confident on average and few are weak (hidden
