@@ -141,8 +141,6 @@ class CountResult:
         }
 
 
-
-
 def count_railcars(
     image: np.ndarray,
     *,

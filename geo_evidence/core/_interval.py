@@ -28,8 +28,8 @@ seeds' scenes, per band and stratum, as the ceil(q (n + 1))-th smallest scaled r
 (the finite-sample split-conformal rank). q = 0.975 per side since session 5: with
 q = 0.95 (>= 90 % two-sided on the calibration half) the two fresh held-out checks of
 session 4 held the truth on only 79 % and 82 % of the <= 0.5 m scenes, so the nominal
-level is raised to leave room for the scenes that the tuning draws under-represent. B_PACK came out 0: packing did not predict misses
-beyond the count itself. Both are fitted per fine band (0.3/0.5 m and 0.6/1.0
+level is raised to leave room for the scenes that the tuning draws under-represent.
+B_PACK came out 0: packing did not predict misses beyond the count itself. Both are fitted per fine band (0.3/0.5 m and 0.6/1.0
 m) and blended linearly in GSD between 0.5 and 0.6 m; above 1.0 m the 0.6-1 m margins grow
 in proportion to the GSD (no tuning scenes there).
 

@@ -249,8 +249,8 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
         # responses and break the body term's uniformity, so the bed scores no better than
         # its own edge beside bare ground (empty test-renderer yards at 0.3 m slipped ~3.5 m
         # in 12 of 17). A lateral median over ~1.2 m removes them and keeps the edges of
-        # anything wider. (At 0.5 m sampling the same median also moved the hand-drawn
-        # platform tests, so it stays at fine GSD.)
+        # anything wider. (Tried at 0.5 m as well: it fixed 3 of 14 empty 0.5 m yards but
+        # made the 0.5 m sample scenes worse, e.g. 2024-06-17 254 -> 248 of 261 cars.)
         F = median_filter(F, size=(1, 1, 2 * int(round(0.6 / h)) + 1), mode="nearest")
     sc = _edge_pair_score(F, h, n_pad, len(o_centres), half_car, max(0.5, h, 0.75 * gsd))
     if body_weight:
