@@ -347,20 +347,26 @@ def test_small_yard_shifted_towards_the_platform_target():
     assert abs(across - 4.0) < 1.0
 
 
-def _winter_scene(seed):
-    """The Tumangang yard in snow, sun 158 degrees / 32 high, 18 cars: the result and its
-    match against the visible cars (a detection is right when its centre lies in a car)."""
+def _tumangang_scene(**kw):
+    """Simulate the Tumangang yard with ``kw`` (margin 40 m), count it: the result, its match
+    against the visible cars (a detection is right when its centre lies in a car) and their
+    number."""
     from geo_evidence.aoi import load_aoi
     from geo_evidence.simulate import simulate_scene
 
     aoi = load_aoi("tumangang")
-    sc = simulate_scene(aoi, when="2023-02-14T02:05:00Z", gsd_m=0.5, n_cars=18, season="snow", sun_azimuth=158,
-                        sun_elevation=32, margin_m=40, seed=seed)
+    sc = simulate_scene(aoi, margin_m=40, **kw)
     res = count_railcars(sc.image, transform=tuple(sc.transform)[:6], tracks=[np.asarray(t.line.coords) for t in aoi.tracks],
                          track_names=[t.name for t in aoi.tracks], valid=sc.valid, cloud=sc.cloud,
                          excludes=[np.asarray(e.exterior.coords) for e in aoi.excludes])
     visible = [t for t in sc.truth if t["visible"]]
     return res, S.match(res.detections, visible), len(visible)
+
+
+def _winter_scene(seed):
+    """The Tumangang yard in snow, sun 158 degrees / 32 high, 18 cars."""
+    return _tumangang_scene(when="2023-02-14T02:05:00Z", gsd_m=0.5, n_cars=18, season="snow", sun_azimuth=158,
+                            sun_elevation=32, seed=seed)
 
 
 @pytest.mark.parametrize("seed", [42, 45])
@@ -388,17 +394,8 @@ def test_an_empty_track_unlike_the_rest_of_the_yard_is_not_read_as_one_long_cut(
     # against the yard's reference the whole track looked occupied and was cut into a
     # dozen "cars". A track that is uniform along its length, without a coupler rhythm,
     # is its own empty reference.
-    from geo_evidence.aoi import load_aoi
-    from geo_evidence.simulate import simulate_scene
-
-    aoi = load_aoi("tumangang")
-    sc = simulate_scene(aoi, when="2023-06-15T02:10:00Z", gsd_m=0.6, n_cars=3, season="autumn", sun_azimuth=128.8,
-                        sun_elevation=54.1, misregistration_m=(-0.77, -1.16), misregistration_deg=0.34, blur=0.72,
-                        noise=3.07, panchromatic=True, margin_m=40.0, seed=7005022)
-    res = count_railcars(sc.image, transform=tuple(sc.transform)[:6], tracks=[np.asarray(t.line.coords) for t in aoi.tracks],
-                         track_names=[t.name for t in aoi.tracks], valid=sc.valid, cloud=sc.cloud,
-                         excludes=[np.asarray(e.exterior.coords) for e in aoi.excludes])
-    visible = [t for t in sc.truth if t["visible"]]
-    m = S.match(res.detections, visible)
-    assert m["fp"] <= 2, f"{m['fp']} false cars in a yard of {len(visible)}"
-    assert res.low <= len(visible) <= res.high
+    res, m, n_visible = _tumangang_scene(when="2023-06-15T02:10:00Z", gsd_m=0.6, n_cars=3, season="autumn",
+                                         sun_azimuth=128.8, sun_elevation=54.1, misregistration_m=(-0.77, -1.16),
+                                         misregistration_deg=0.34, blur=0.72, noise=3.07, panchromatic=True, seed=7005022)
+    assert m["fp"] <= 2, f"{m['fp']} false cars in a yard of {n_visible}"
+    assert res.low <= n_visible <= res.high
