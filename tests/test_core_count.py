@@ -40,6 +40,18 @@ def test_touching_cars_in_a_long_cut_are_split_at_the_couplers():
     assert m["tp"] == len(kinds) and m["fp"] == 0
 
 
+@pytest.mark.parametrize("gsd", [0.3, 0.5])
+def test_long_cars_are_one_car_each_not_two_halves(gsd):
+    # A locomotive (20 m) hauling container flats (19.6 m) beside a cut of short tank cars
+    # (12 m): every long car is one car, and the short cars are still split apart.
+    cars = S.cut(0, 10, ["locomotive", "flat", "flat", "flat", "flat"]) + S.cut(1, 30, ["tank"] * 6)
+    sc = S.render(n_tracks=2, length_m=220, cars=cars, gsd_m=gsd, seed=31)
+    res = run(sc)
+    assert per_track(res) == {"T1": 5, "T2": 6}
+    m = S.match(res.detections, sc.truth)
+    assert m["tp"] == 11 and m["fp"] == 0
+
+
 def test_trucks_on_a_parallel_road_and_container_stacks_are_not_counted():
     cars = S.cut(0, 30, ["box", "tank", "gondola"]) + S.cut(2, 90, ["hopper", "box"])
     sc = S.render(n_tracks=3, length_m=200, cars=cars, road=True, trucks=[-80, -40, 0, 40, 70],

@@ -97,9 +97,17 @@ def occupied_mask(z: np.ndarray, usable: np.ndarray, *, step: float, lo: float, 
 
 
 def length_penalty(ell: np.ndarray) -> np.ndarray:
-    """Cost of a car of length ell (m): zero for ordinary freight cars, growing outside."""
+    """Cost of a car of length ell (m): zero for ordinary freight cars, growing outside.
+
+    Ordinary runs from 11 m (a short tank) to 21 m: container flats are 19.6 m and six-axle
+    locomotives ~21 m, while no two coupled cars are shorter than ~24 m. With the upper
+    knee at 17.5 m these long cars were cut in two at their middle (the gap between two
+    containers, a locomotive's roof equipment): on tuning sets 7001-7006, moving the knee
+    to 20.5 m raised precision by 1-2.5 points at <= 1 m at the same recall, and 22 m
+    scored as 20.5 m did (within 0.3 points); 21 m sits between them.
+    """
     ell = np.asarray(ell, float)
-    pen = (np.maximum(11.0 - ell, 0.0) / 1.2) ** 2 + (np.maximum(ell - 17.5, 0.0) / 2.5) ** 2
+    pen = (np.maximum(11.0 - ell, 0.0) / 1.2) ** 2 + (np.maximum(ell - 21.0, 0.0) / 2.5) ** 2
     return np.where(ell > 38.0, 1e6, pen)
 
 
