@@ -688,7 +688,11 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                 gg = gap[s0:s1]
                 w = max(int(round(1.0 / a)), 1)
                 peaks = (gg >= maximum_filter1d(gg, 2 * w + 1, mode="nearest") - 1e-12) & (gg > 0.5)
-                if peaks.sum() < run_m / 40.0:
+                # A cut of tank cars shows one specular line per car even where its couplers
+                # lie in shadow; a platform edge or a roof is one unbroken line.
+                tanks = [(l1 - l0) * a for l0, l1 in _segment.runs_of(q["line"][s0:s1])]
+                cut_of_tanks = len(tanks) >= 2 and max(tanks) <= 30.0
+                if peaks.sum() < run_m / 40.0 and not cut_of_tanks:
                     q["linear"][s0:s1] = True
                     continue
             for c0, c1 in _segment.split_run(gap[s0:s1], a):
@@ -698,7 +702,9 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     continue
                 zc = float(np.mean(z[i0:i1]))
                 ml, mr = float(np.mean(zl[i0:i1])), float(np.mean(zr[i0:i1]))
-                if min(ml, mr) < 0.3 * max(ml, mr) and min(ml, mr) < p.z_low and not _own_shadow_half(q, i0, i1, ml < mr, shadow_dir, lit):
+                # A tank in shadow has faint halves; its specular line says it stands here.
+                tank = float(np.mean(q["line"][i0:i1])) > 0.3
+                if min(ml, mr) < 0.3 * max(ml, mr) and min(ml, mr) < p.z_low and not tank and not _own_shadow_half(q, i0, i1, ml < mr, shadow_dir, lit):
                     continue  # one-sided: a neighbour's edge or shadow, not a car on this track
                 edge_cut = (i0 > 0 and not q["usable"][i0 - 1]) or (i1 < len(z) and not q["usable"][min(i1, len(z) - 1)])
                 if ell < 8.0 and not edge_cut:
