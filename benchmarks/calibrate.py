@@ -121,9 +121,11 @@ GRID_HI = list(itertools.product((0.5, 1.0, 3.0), (0.0, 1.0, 2.0, 4.0)))
 GRID_LO = list(itertools.product((0.5, 1.0, 3.0, 6.0), (0.0, 1.0, 2.0)))
 
 
-def fit(rows: list, *, train_seeds: set, q_side: float = 0.95) -> dict:
+def fit(rows: list, *, train_seeds: set, q_side: float = 0.95, weights: dict | None = None) -> dict:
     """Scale weights (chosen on ``train_seeds`` scenes) and per-stratum factors (set on the
-    others) per fine band. ``q_side`` per side gives >= 2 q_side - 1 two-sided coverage."""
+    others) per fine band. ``q_side`` per side gives >= 2 q_side - 1 two-sided coverage.
+    ``weights`` ({"fine": (w_hi, w_lo), "mid": ...}) fixes the weights instead of choosing
+    them; the factors are still set on the calibration scenes."""
     out = {}
     for key, (band, _) in zip(("fine", "mid"), FINE):
         rs = [r for r in rows if r["band"] == band]
@@ -138,8 +140,11 @@ def fit(rows: list, *, train_seeds: set, q_side: float = 0.95) -> dict:
             ks = factors_by_stratum(tr, GRID_HI[0], wl, q_side=q_side)
             return mean_width(tr, GRID_HI[0], wl, {k: (0.0, v[1], v[2]) for k, v in ks.items()})
 
-        wh = min(GRID_HI, key=width_hi)
-        wl = min(GRID_LO, key=width_lo)
+        if weights is not None:
+            wh, wl = (tuple(w) for w in weights[key])
+        else:
+            wh = min(GRID_HI, key=width_hi)
+            wl = min(GRID_LO, key=width_lo)
         ks = factors_by_stratum(ca, wh, wl, q_side=q_side)
         out[key] = dict(w_hi=wh, w_lo=wl, k_hi={k: round(v[0] + 0.005, 2) for k, v in ks.items()},
                         k_lo={k: round(v[1] + 0.005, 2) for k, v in ks.items()},
@@ -177,12 +182,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default=",".join(map(str, CALIB_SEEDS)))
     ap.add_argument("--train", default="4101,4103,4105,4107,4109,4111", help="base seeds whose scenes choose the weights")
     ap.add_argument("--q", type=float, default=0.975, help="coverage per side (two-sided >= 2q - 1; 0.975 since session 5, see core/_interval.py)")
+    ap.add_argument("--keep-weights", action="store_true",
+                    help="keep the scale weights written in core/_interval.py and set only the factors: the "
+                         "weights picked on the train half can flip between two nearly equal choices when the "
+                         "counter changes a little, and a flip can cost more width on the calibration half than "
+                         "it saved on the train half")
     args = ap.parse_args(argv)
     rows = []
     for s in (int(v) for v in args.seeds.split(",")):
         rows += collect(s, args.n)
     train = {int(v) for v in args.train.split(",")}
-    k = fit(rows, train_seeds=train, q_side=args.q)
+    weights = None
+    if args.keep_weights:
+        weights = {key: (_interval.W_HI[key], _interval.W_LO[key]) for key in ("fine", "mid")}
+    k = fit(rows, train_seeds=train, q_side=args.q, weights=weights)
     for key, v in k.items():
         print(key, v)
     evaluate([r for r in rows if r["seed"] // 1000 not in train], "calibration half", k)

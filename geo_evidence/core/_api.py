@@ -561,12 +561,12 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             q["occ"] = _segment.occupied_mask(z, q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
             q["runs"] = _run_stats(q, q["occ"])
     # A tank car's barrel throws a narrow specular line along its top, wherever the sun
-    # puts it across the barrel; a shadow, ballast or rails do not show one over the length
-    # of a car (none did on the tuning scenes). It marks a dark tank car that the shadow
-    # tests below would take for a neighbour's shadow, or whose body matches its shaded
+    # puts it across the barrel; a shadow does not, and ballast stripes run the length of
+    # the track (``_specular_lines``). The line marks a dark tank car that the shadow tests
+    # below would take for a neighbour's shadow, or whose body matches its shaded
     # surroundings in a packed yard (tuning scene 7001015: 23 tanks missed in one yard).
-    for q in per:
-        q["line"] = _specular_line(q, offsets, a, h_off)
+    for q, line in zip(per, _specular_lines(per, offsets, a, h_off)):
+        q["line"] = line
     # Sample by sample, a neighbour's cast shadow reaches this track from the sun side:
     # the sun-side half of the "body" has the very tone and colour of the sun-side strip,
     # both darker than lit ground. Such samples are not evidence of a car here.
@@ -776,26 +776,50 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
     return track_results, detections, sig
 
 
-def _specular_line(q: dict, offsets: np.ndarray, a: float, h_off: float, *, k: float = 4.0, min_m: float = 8.0) -> np.ndarray:
-    """Samples where a narrow bright line runs along the body (a tank's specular line).
+def _specular_ridge(q: dict, offsets: np.ndarray, a: float, h_off: float) -> np.ndarray:
+    """Per sample, the strongest narrow bright line along the body, in the track's noise units.
 
-    The luminance ribbon is averaged along ~3 m; at each sample the line is a ridge across
-    the track within 1.3 m of the centre, brighter by ``k`` of the track's noise than the
-    ribbon 0.6 m to either side of it. Only stretches at least ``min_m`` long are kept.
+    The luminance ribbon is averaged along ~3 m; at each sample a line is a ridge across
+    the track within 1.3 m of the centre: its height above the ribbon 0.6 m to either
+    side of it (a tank's specular line, wherever the sun puts it across the barrel).
     """
     L = _segment.nan_smooth(q["F"][..., 0], 1.5 / a)
     d = max(int(round(0.6 / h_off)), 1)
     o = np.flatnonzero(np.abs(offsets) <= 1.3)
     o = o[(o - d >= 0) & (o + d < len(offsets))]
     if len(o) == 0:
-        return np.zeros(len(L), bool)
+        return np.full(len(L), -np.inf)
     ridge = np.minimum(L[:, o] - L[:, o - d], L[:, o] - L[:, o + d])
     best = np.where(np.isfinite(ridge), ridge, -np.inf).max(axis=1)
-    line = (best >= k * q["spread"]) & q["usable"]
-    out = np.zeros_like(line)
-    for l0, l1 in _segment.runs_of(line):
-        if (l1 - l0) * a >= min_m:
-            out[l0:l1] = True
+    return np.where(q["usable"], best / q["spread"], -np.inf)
+
+
+def _specular_lines(per: list, offsets: np.ndarray, a: float, h_off: float, *, k: float = 4.0,
+                    min_m: float = 8.0) -> list:
+    """Boolean masks of the samples of each track that carry a tank's specular line.
+
+    A line is a ridge (``_specular_ridge``) at least ``k`` noise units high and above what
+    the yard's tracks show along most of their length: ballast can run in stripes along
+    a track (its shoulders, bright ballast between dark rails), a ridge on every sample of
+    every track, while tank cars are a minority of the yard's track length. Only lines at
+    least ``min_m`` long count. In a yard whose tracks are mostly tank cars the threshold
+    rises with them and few lines are kept: the other tests then decide alone.
+    """
+    ridges = [_specular_ridge(q, offsets, a, h_off) for q in per]
+    pooled = np.concatenate([r[np.isfinite(r)] for r in ridges]) if ridges else np.zeros(0)
+    thr = k
+    if pooled.size > 40:
+        med = float(np.median(pooled))
+        mad = 1.4826 * float(np.median(np.abs(pooled - med)))
+        thr = max(k, med + 4.0 * max(mad, 0.5))
+    out = []
+    for r in ridges:
+        line = r >= thr
+        keep = np.zeros_like(line)
+        for l0, l1 in _segment.runs_of(line):
+            if (l1 - l0) * a >= min_m:
+                keep[l0:l1] = True
+        out.append(keep)
     return out
 
 
