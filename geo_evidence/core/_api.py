@@ -783,12 +783,15 @@ def _specular_ridge(q: dict, offsets: np.ndarray, a: float, h_off: float) -> np.
     the track within 1.3 m of the centre: its height above the ribbon 0.6 m to either
     side of it (a tank's specular line, wherever the sun puts it across the barrel).
     """
-    L = _segment.nan_smooth(q["F"][..., 0], 1.5 / a)
     d = max(int(round(0.6 / h_off)), 1)
     o = np.flatnonzero(np.abs(offsets) <= 1.3)
     o = o[(o - d >= 0) & (o + d < len(offsets))]
     if len(o) == 0:
-        return np.full(len(L), -np.inf)
+        return np.full(len(q["F"]), -np.inf)
+    # Only the offsets the ridges use are smoothed (the smoothing runs along the track).
+    c0, c1 = int(o[0] - d), int(o[-1] + d + 1)
+    L = _segment.nan_smooth(q["F"][:, c0:c1, 0], 1.5 / a)
+    o = o - c0
     ridge = np.minimum(L[:, o] - L[:, o - d], L[:, o] - L[:, o + d])
     best = np.where(np.isfinite(ridge), ridge, -np.inf).max(axis=1)
     return np.where(q["usable"], best / q["spread"], -np.inf)
