@@ -626,16 +626,17 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                 q["z"] = z + boost
                 q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
                 q["runs"] = _run_stats(q, q["occ"])
-    # The tank cars' lines are cars, whatever the contrast of their bodies.
+    # The tank cars' lines are cars, whatever the contrast of their bodies (the line stops
+    # short of the barrel's ends: a metre more either side).
+    ext = max(int(round(1.0 / a)), 1)
     for q in per:
-        ext = max(int(round(1.0 / a)), 1)
-        lifted = False
+        if not q["line"].any():
+            continue
         for l0, l1 in _segment.runs_of(q["line"]):
-            q["z"][max(l0 - ext, 0): l1 + ext] = np.maximum(q["z"][max(l0 - ext, 0): l1 + ext], p.z_high + 0.5)
-            lifted = True
-        if lifted:
-            q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
-            q["runs"] = _run_stats(q, q["occ"])
+            span = slice(max(l0 - ext, 0), l1 + ext)
+            q["z"][span] = np.maximum(q["z"][span], p.z_high + 0.5)
+        q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
+        q["runs"] = _run_stats(q, q["occ"])
     track_results, detections, cands = [], [], []
     for t, q in enumerate(per):
         z, occ, delta, spread = q["z"], q["occ"].copy(), q["delta"], q["spread"]
