@@ -138,7 +138,6 @@ def test_nothing_usable_in_the_image_means_no_registration():
     assert np.all(reg.shift == 0.0) and reg.theta == 0.0 and np.all(reg.per_track == 0.0)
 
 
-
 def _packed_shadowed_yard(shift_x: float, shadow=(2.5, -2.0)):
     """Four tracks 5 m apart, each packed with ten dark tanks and gondolas that cast shadows
     across the 1.8 m gaps (test renderer), the mapped lines moved ``shift_x`` across them."""
@@ -231,10 +230,9 @@ def test_between_two_lattice_positions_the_smaller_shift_wins():
     import shapely
     from shapely import affinity
 
+    from geo_evidence.aoi import load_aoi
     from geo_evidence.core._geometry import resample_line
     from geo_evidence.simulate import simulate_scene
-
-    from geo_evidence.aoi import load_aoi
 
     aoi = load_aoi(Path(__file__).parent / "data" / "yard_7001016.geojson")
     mis, rot = (-0.4956, -1.0833), -0.489
