@@ -79,6 +79,7 @@ def render(
     shadow: tuple | None = None,
     cloud_u: tuple | None = None,
     nodata_u: tuple | None = None,
+    heaps: bool = False,
     ground_rgb=(110, 115, 95),
     ballast_rgb=(135, 130, 120),
     seed: int = 0,
@@ -90,7 +91,8 @@ def render(
     across) metres. ``cloud_u`` / ``nodata_u`` = (u0, u1): an along-track band hidden by
     cloud (bright, flagged in ``cloud``) or without data (``valid`` False). ``trucks`` are
     along-track positions of trucks on a road beside the outermost track; ``containers``
-    are (u, v) centres of 12 m container stacks.
+    are (u, v) centres of 12 m container stacks. ``heaps``: gondolas carry ore in three
+    heaps (a load that varies along the car, unlike the plain dark floor by default).
     """
     rng = np.random.default_rng(seed)
     ss = 3 if gsd_m >= 0.4 else 2
@@ -142,7 +144,7 @@ def render(
         u0 = -length_m / 2 + spec["s0"]
         vt = v_tracks[spec["track"]]
         m = (U >= u0) & (U < u0 + L) & (np.abs(V - vt) < W / 2)
-        car_masks.append((m, rgb, spec["type"], vt, W))
+        car_masks.append((m, rgb, spec["type"], vt, W, L, u0))
         if shadow is not None:
             dv, du = shadow
             sm = (U >= u0 + du) & (U < u0 + L + du) & (V - vt >= -W / 2 + min(dv, 0)) & (V - vt < W / 2 + max(dv, 0))
@@ -152,12 +154,17 @@ def render(
         truth.append({"track": spec["track"], "type": spec["type"], "polygon_map": ring, "u": (u0, u0 + L), "visible": True})
     for sm in shadow_masks:
         img[sm] *= 0.35
-    for m, rgb, ty, vt, W in car_masks:
+    for m, rgb, ty, vt, W, L, u0 in car_masks:
         img[m] = rgb
         if ty == "tank":  # a bright specular line along the top
             img[m & (np.abs(V - vt) < 0.25)] = (200, 200, 205)
         if ty == "gondola":  # open top: darker load inside a rim
-            img[m & (np.abs(V - vt) < W / 2 - 0.35)] = (45, 40, 35)
+            inside = m & (np.abs(V - vt) < W / 2 - 0.35)
+            if heaps:  # ore loaded in three heaps: bright crests, dark troughs
+                crest = 1.0 + 0.2 * np.cos(2 * np.pi * (U[inside] - u0 - L / 6) / (L / 3))
+                img[inside] = np.array([150, 85, 55], np.float32) * crest[:, None]
+            else:
+                img[inside] = (45, 40, 35)
     cloud = valid = None
     if cloud_u is not None:
         cm = (U >= cloud_u[0] - length_m / 2) & (U < cloud_u[1] - length_m / 2)

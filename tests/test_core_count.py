@@ -41,6 +41,19 @@ def test_touching_cars_in_a_long_cut_are_split_at_the_couplers():
 
 
 @pytest.mark.parametrize("gsd", [0.3, 0.5])
+@pytest.mark.parametrize("bearing", [0.0, 35.0])
+def test_gondolas_loaded_in_heaps_are_split_at_their_couplers_not_their_heaps(gsd, bearing):
+    # Ore heaped three times along each gondola: each heap's flank changes the colour as
+    # much as a coupler does, yet a car is one car from coupler to coupler.
+    cars = S.cut(0, 10, ["gondola"] * 8) + S.cut(1, 20, ["gondola"] * 3 + ["box"] * 2 + ["gondola"] * 3)
+    sc = S.render(n_tracks=2, length_m=160, cars=cars, gsd_m=gsd, bearing_deg=bearing, heaps=True, seed=7)
+    res = run(sc)
+    assert per_track(res) == {"T1": 8, "T2": 8}
+    m = S.match(res.detections, sc.truth)
+    assert m["tp"] == 16 and m["fp"] == 0
+
+
+@pytest.mark.parametrize("gsd", [0.3, 0.5])
 def test_long_cars_are_one_car_each_not_two_halves(gsd):
     # A locomotive (20 m) hauling container flats (19.6 m) beside a cut of short tank cars
     # (12 m): every long car is one car, and the short cars are still split apart.

@@ -677,6 +677,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             if dist < max(0.15 * depth, 1.5 * spread):
                 occ[s0:s1] = False
         gap = _segment.gap_score(z, np.nan_to_num(q["c"]), step=a, sigma=spread)
+        gap_pt = None
         zl, zr = q["zl"], q["zr"]
         q["occ_final"] = occ
         q["linear"] = np.zeros(len(z), bool)
@@ -685,8 +686,12 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             run_m = (s1 - s0) * a
             if gsd <= 0.6 and run_m >= 40.0:
                 # A long cut shows its couplers at this GSD; a long run with almost none is
-                # a linear feature beside the track (road edge, platform, long roof).
-                gg = gap[s0:s1]
+                # a linear feature beside the track (road edge, platform, long roof). Here
+                # the colour change is taken point to point: the cars' own texture counts
+                # as structure (at 0.6 m a cut of gondolas shows its heaps, not its couplers).
+                if gap_pt is None:
+                    gap_pt = _segment.gap_score(z, np.nan_to_num(q["c"]), step=a, sigma=spread, change_m=(1.0, 1.0))
+                gg = gap_pt[s0:s1]
                 w = max(int(round(1.0 / a)), 1)
                 peaks = (gg >= maximum_filter1d(gg, 2 * w + 1, mode="nearest") - 1e-12) & (gg > 0.5)
                 # A cut of tank cars shows one specular line per car even where its couplers
