@@ -321,7 +321,7 @@ def scaling(sizes: list[int], repeat: int) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--big", type=int, default=20000)
+    ap.add_argument("--big", type=int, default=20000, help="side of the large tile in pixels (0: leave figures 2-4 out)")
     ap.add_argument("--small", type=int, default=10000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-baseline", action="store_true")
@@ -339,28 +339,29 @@ def main() -> None:
     print(f"package: {report['package']}")
     if not args.skip_samples:
         _report_samples(report, args.repeat)
-    big = big_tile(args.big, skip_baseline=args.skip_baseline, repeat=args.big_repeat, compare=args.compare)
-    report["big_tile"] = big
-    print(f"[2] {args.big}x{args.big} tile ({big['tile_mb']:.0f} MB), {big['package']}: geoev count {big['geoev_s']:.2f} s wall "
-          f"(best of {len(big['geoev_runs_s'])}), {big['geoev_cpu_s']:.2f} s CPU (imports alone {big['geoev_import_s']:.2f} s, "
-          f"the scene {big['geoev_scene_s']} s; count {big['geoev_count']})", flush=True)
-    if "compare" in big:
-        c = big["compare"]
-        print(f"    from {c['path']}: {c['geoev_s']:.2f} s wall (best of {len(c['geoev_runs_s'])}), {c['geoev_cpu_s']:.2f} s CPU, "
-              f"peak {c['geoev_peak_rss_mb']:.0f} MB (count {c['geoev_count']})", flush=True)
-    if "speedup" in big:
-        print(f"    analyst script {big['baseline_s']:.1f} s wall, {big['baseline_cpu_s']:.1f} s CPU, peak "
-              f"{big['baseline_peak_rss_mb']:.0f} MB: geoev is {big['speedup']:.1f}x faster "
-              f"({big['baseline_cpu_s'] / big['geoev_cpu_s']:.1f}x in CPU time) (target >= 20x)")
+    if args.big > 0:
+        big = big_tile(args.big, skip_baseline=args.skip_baseline, repeat=args.big_repeat, compare=args.compare)
+        report["big_tile"] = big
+        print(f"[2] {args.big}x{args.big} tile ({big['tile_mb']:.0f} MB), {big['package']}: geoev count {big['geoev_s']:.2f} s wall "
+              f"(best of {len(big['geoev_runs_s'])}), {big['geoev_cpu_s']:.2f} s CPU (imports alone {big['geoev_import_s']:.2f} s, "
+              f"the scene {big['geoev_scene_s']} s; count {big['geoev_count']})", flush=True)
         if "compare" in big:
-            print(f"    ({big['compare']['speedup']:.1f}x for {big['compare']['path']}, "
-                  f"{big['baseline_cpu_s'] / big['compare']['geoev_cpu_s']:.1f}x in CPU time)")
-    print(f"[3] geoev peak RSS {big['geoev_peak_rss_mb']:.0f} MB (target <= 500 MB)", flush=True)
-    if not args.skip_scaling:
-        report["scaling"] = scaling([args.small, args.big], args.repeat)
-        print("[4] count_scene time by AOI size and tile size:")
-        for r in report["scaling"]:
-            print(f"    tile {r['tile_px']:>6} px  AOI {r['aoi']:<16} tracks {r['track_km']:.1f} km  {r['count_scene_s']:.3f} s")
+            c = big["compare"]
+            print(f"    from {c['path']}: {c['geoev_s']:.2f} s wall (best of {len(c['geoev_runs_s'])}), {c['geoev_cpu_s']:.2f} s CPU, "
+                  f"peak {c['geoev_peak_rss_mb']:.0f} MB (count {c['geoev_count']})", flush=True)
+        if "speedup" in big:
+            print(f"    analyst script {big['baseline_s']:.1f} s wall, {big['baseline_cpu_s']:.1f} s CPU, peak "
+                  f"{big['baseline_peak_rss_mb']:.0f} MB: geoev is {big['speedup']:.1f}x faster "
+                  f"({big['baseline_cpu_s'] / big['geoev_cpu_s']:.1f}x in CPU time) (target >= 20x)")
+            if "compare" in big:
+                print(f"    ({big['compare']['speedup']:.1f}x for {big['compare']['path']}, "
+                      f"{big['baseline_cpu_s'] / big['compare']['geoev_cpu_s']:.1f}x in CPU time)")
+        print(f"[3] geoev peak RSS {big['geoev_peak_rss_mb']:.0f} MB (target <= 500 MB)", flush=True)
+        if not args.skip_scaling:
+            report["scaling"] = scaling([args.small, args.big], args.repeat)
+            print("[4] count_scene time by AOI size and tile size:")
+            for r in report["scaling"]:
+                print(f"    tile {r['tile_px']:>6} px  AOI {r['aoi']:<16} tracks {r['track_km']:.1f} km  {r['count_scene_s']:.3f} s")
     out = Path(args.out)
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
