@@ -65,6 +65,19 @@ def test_long_cars_are_one_car_each_not_two_halves(gsd):
     assert m["tp"] == 11 and m["fp"] == 0
 
 
+@pytest.mark.parametrize("gsd", [0.3, 0.5])
+def test_two_coupled_flat_cars_are_two_cars_not_a_platform_edge(gsd):
+    # Two pale flat cars coupled: a 40 m run whose coupler barely shows. A platform edge
+    # or a road is a long run without couplers too, but two of the longest cars are shorter.
+    for seed in (1, 2, 3):
+        cars = S.cut(1, 40, ["flat", "flat"]) + S.cut(0, 30, ["box", "tank", "gondola"])
+        sc = S.render(n_tracks=2, length_m=160, cars=cars, gsd_m=gsd, seed=seed)
+        res = run(sc)
+        assert per_track(res) == {"T1": 3, "T2": 2}
+        m = S.match(res.detections, sc.truth)
+        assert m["tp"] == 5 and m["fp"] == 0
+
+
 def test_dark_tank_cars_among_the_long_shadows_of_their_neighbours_are_found():
     # Dark tank cars (barely brighter than shadow) between two cuts of tall cars whose low-sun
     # shadows fall across them: a tank's body then looks like the shadows around it, but the

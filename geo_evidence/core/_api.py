@@ -684,9 +684,12 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         sums = _classify.track_feature_sums(q["F"], offsets)
         for s0, s1 in _segment.runs_of(occ):
             run_m = (s1 - s0) * a
-            if gsd <= 0.6 and run_m >= 40.0:
+            if gsd <= 0.6 and run_m >= 45.0:
                 # A long cut shows its couplers at this GSD; a long run with almost none is
-                # a linear feature beside the track (road edge, platform, long roof). Here
+                # a linear feature beside the track (road edge, platform, long roof). Two
+                # of the longest cars and their coupler (2 x 21 + 1 m) are shorter: with a
+                # 40 m floor, two pale flat cars coupled were taken for such a feature
+                # when their coupler was faint (tuning scene 7002011). Here
                 # the colour change is taken point to point: the cars' own texture counts
                 # as structure (at 0.6 m a cut of gondolas shows its heaps, not its couplers).
                 if gap_pt is None:
