@@ -687,11 +687,12 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             if gsd <= 0.6 and run_m >= 45.0:
                 # A long cut shows its couplers at this GSD; a long run with almost none is
                 # a linear feature beside the track (road edge, platform, long roof). Two
-                # of the longest cars and their coupler (2 x 21 + 1 m) are shorter: with a
-                # 40 m floor, two pale flat cars coupled were taken for such a feature
-                # when their coupler was faint (tuning scene 7002011). Here
-                # the colour change is taken point to point: the cars' own texture counts
-                # as structure (at 0.6 m a cut of gondolas shows its heaps, not its couplers).
+                # of the longest cars and their coupler (2 x 21 + 1 m) are shorter than
+                # the floor: at 40 m, two pale flat cars coupled were taken for such a
+                # feature when their coupler was faint (tuning scene 7002011).
+                # The colour change is taken point to point here: the cars' own texture
+                # counts as structure (at 0.6 m a cut of gondolas shows its heaps, not its
+                # couplers).
                 if gap_pt is None:
                     gap_pt = _segment.gap_score(z, np.nan_to_num(q["c"]), step=a, sigma=spread, change_m=(1.0, 1.0))
                 gg = gap_pt[s0:s1]
