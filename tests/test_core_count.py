@@ -21,6 +21,13 @@ def per_track(res: CountResult) -> dict:
     return {t.name: t.count for t in res.tracks}
 
 
+def assert_each_car_found_once(res: CountResult, sc, expected: dict) -> None:
+    """The counts per track are ``expected``, each true car holds one detection, none is false."""
+    assert per_track(res) == expected
+    m = S.match(res.detections, sc.truth)
+    assert m["tp"] == sum(expected.values()) and m["fp"] == 0
+
+
 def true_per_track(sc) -> dict:
     out = {f"T{i + 1}": 0 for i in range(len(sc.tracks))}
     for t in sc.truth:
@@ -48,9 +55,7 @@ def test_gondolas_loaded_in_heaps_are_split_at_their_couplers_not_their_heaps(gs
     cars = S.cut(0, 10, ["gondola"] * 8) + S.cut(1, 20, ["gondola"] * 3 + ["box"] * 2 + ["gondola"] * 3)
     sc = S.render(n_tracks=2, length_m=160, cars=cars, gsd_m=gsd, bearing_deg=bearing, heaps=True, seed=7)
     res = run(sc)
-    assert per_track(res) == {"T1": 8, "T2": 8}
-    m = S.match(res.detections, sc.truth)
-    assert m["tp"] == 16 and m["fp"] == 0
+    assert_each_car_found_once(res, sc, {"T1": 8, "T2": 8})
 
 
 @pytest.mark.parametrize("gsd", [0.3, 0.5])
@@ -60,9 +65,7 @@ def test_long_cars_are_one_car_each_not_two_halves(gsd):
     cars = S.cut(0, 10, ["locomotive", "flat", "flat", "flat", "flat"]) + S.cut(1, 30, ["tank"] * 6)
     sc = S.render(n_tracks=2, length_m=220, cars=cars, gsd_m=gsd, seed=31)
     res = run(sc)
-    assert per_track(res) == {"T1": 5, "T2": 6}
-    m = S.match(res.detections, sc.truth)
-    assert m["tp"] == 11 and m["fp"] == 0
+    assert_each_car_found_once(res, sc, {"T1": 5, "T2": 6})
 
 
 @pytest.mark.parametrize("gsd", [0.3, 0.5])
@@ -73,9 +76,7 @@ def test_two_coupled_flat_cars_are_two_cars_not_a_platform_edge(gsd):
         cars = S.cut(1, 40, ["flat", "flat"]) + S.cut(0, 30, ["box", "tank", "gondola"])
         sc = S.render(n_tracks=2, length_m=160, cars=cars, gsd_m=gsd, seed=seed)
         res = run(sc)
-        assert per_track(res) == {"T1": 3, "T2": 2}
-        m = S.match(res.detections, sc.truth)
-        assert m["tp"] == 5 and m["fp"] == 0
+        assert_each_car_found_once(res, sc, {"T1": 3, "T2": 2})
 
 
 def test_dark_tank_cars_among_the_long_shadows_of_their_neighbours_are_found():
