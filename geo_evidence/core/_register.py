@@ -324,6 +324,23 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
             best.append(c)
         if len(best) >= 5:
             break
+    # Those five may all be one placement of the tracks: along a straight yard a shift
+    # along the tracks changes no chunk's lateral position and a rotation step moves them
+    # little, so cells far apart in (dx, dy, theta) can lie on the same lattice position. The best cells of
+    # up to five DISTINCT lateral placements (some chunk moved more than 1.5 m) are
+    # compared as well, so the choice between lattice positions below always sees the
+    # alternatives (tuning scene 7001016 at 0.5 m: all five on the slip one spacing onto
+    # a platform, the true placement never refined).
+    placed = []
+    for i in order:
+        c = g[i]
+        lat = c[0] * N[:, 0] + c[1] * N[:, 1] + c[2] * a
+        if all(np.max(np.abs(lat - other)) > 1.5 for other in placed):
+            placed.append(lat)
+            if not any(np.array_equal(c, b) for b in best):
+                best.append(c)
+        if len(placed) >= 5:
+            break
     dth = (th1[1] - th1[0]) if nth > 1 else 0.0
     dd = np.arange(-1.0, 1.0 + 1e-9, 0.25)
     tt = np.linspace(-dth, dth, 9) if dth else np.zeros(1)
