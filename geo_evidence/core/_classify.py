@@ -214,9 +214,15 @@ def decide(length_m: float, feats: dict, *, gsd: float) -> tuple[str, str]:
     lum, xtex_r = g("lum"), g("xtex_r")
     if rim >= 6.0:
         return "gondola", "walls"  # an open top: walls much brighter than the load inside
-    if step >= 12.0 and step_r >= 0.9 and (peak < 3.0 or step >= 15.0):
+    # Blocks of load change the body's tone along the car (tex); a single strong step
+    # with a smooth body either side is more often a coupler or a neighbour's end inside a
+    # detection that straddles two cars (tuning sets 7001-7006: tank, hopper and box cars
+    # so straddled made more than half of this cue's guesses).
+    if step >= 12.0 and step_r >= 0.9 and (peak < 3.0 or step >= 15.0) and tex >= 4.0:
         return "flat", "blocks"  # a step along the car as strong as the car itself: container ends
-    if peak >= 3.0 and rim < 3.0:
+    # A faint line (under 4 noise units) on a car longer than tank cars usually are is
+    # more often a box car's roof ridge than a barrel's specular line.
+    if peak >= 3.0 and rim < 3.0 and (peak >= 4.0 or ell < 15.0):
         return "tank", "specular"  # a narrow bright line along a barrel
     if dip >= 1.0:
         return "hopper", "hatch"  # a dark hatch line along the middle, lit slopes either side
