@@ -90,6 +90,22 @@ def test_two_containers_of_different_tone_on_a_long_deck_are_a_flat(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_container_on_a_dark_deck_beside_its_long_shadow_is_a_flat(seed):
+    # A 13.4 m flat under a low sun, as the simulator's yards show it: the deck's dark
+    # margin on the sun side, a 1.9 m band of container top, then the container's long
+    # shadow across the rest of the deck and the ballast. The shadow pulls the car's
+    # estimated centre towards it, so the car reads as "darker on the sun side", the cue
+    # of an open top shading its own load; but its brightest part is its middle, with dark
+    # edges, where an open top's walls are its brightest part.
+    rng = np.random.default_rng(seed)
+    v = OFFSETS
+    profile = np.select([v < -1.6, v < -1.1, v < 0.8, v < 2.4], [0.0, -0.15, 0.03, -0.40], 0.0)
+    u = np.arange(0, 13.4, STEP)
+    F = (np.tile(profile, (len(u), 1)) + rng.normal(0, SIGMA, (len(u), len(v))))[..., None]
+    assert guess(F) == "flat"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_long_uniform_tall_body_is_a_locomotive_not_a_freight_car(seed):
     rng = np.random.default_rng(seed)
     hood = lambda v: np.full(v.shape, -0.3)  # noqa: E731

@@ -233,6 +233,11 @@ def decide(length_m: float, feats: dict, *, gsd: float) -> tuple[str, str]:
         # open top shades the load inside (a roof or a barrel is lit on that side).
         if rim <= -3.4 and stripe <= 0.4 and xtex_r <= 0.03:
             return "box", "smooth-roof"  # dark eaves around a smooth roof
+        if rim <= -5.0 and dip <= -2.0:
+            # Brightest along the middle and much darker towards the body's edges: a
+            # container (2.4 m wide) on a wider, dark deck. An open top is the other way
+            # round: its walls are its brightest part.
+            return "flat", "container-on-deck"
         return "gondola", "shaded-inside"
     if ell < 11.0:
         # Shorter than any freight car: a piece of a longer car (a locomotive split at its
