@@ -264,20 +264,29 @@ def report(rows: dict) -> None:
               f"{np.mean([e['time'] for e in evs]):7.3f}")
 
 
+def add_seed_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--seed`` and ``--tuning``, as every benchmark that draws scenes takes them."""
+    ap.add_argument("--seed", type=int, default=None, help="base seed (default: from the clock, a fresh set)")
+    ap.add_argument("--tuning", action="store_true", help=f"run the fixed tuning set (base seed {TUNING_BASE_SEED})")
+
+
+def base_seed(args: argparse.Namespace) -> int:
+    """The base seed that ``add_seed_arguments``' options ask for."""
+    if args.tuning:
+        return TUNING_BASE_SEED
+    if args.seed is not None:
+        return args.seed
+    # Six digits: every tuning base seed is below 100,000 (benchmarks/heldout/README.md).
+    return 100_000 + int(time.time()) % 900_000
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10, help="scenes per GSD band (default 10)")
-    ap.add_argument("--seed", type=int, default=None, help="base seed (default: from the clock, a fresh set)")
-    ap.add_argument("--tuning", action="store_true", help="run the fixed tuning set instead of a fresh one")
+    add_seed_arguments(ap)
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
-    if args.tuning:
-        base = TUNING_BASE_SEED
-    elif args.seed is not None:
-        base = args.seed
-    else:
-        # Six digits: every tuning base seed is below 100,000 (benchmarks/heldout/README.md).
-        base = 100_000 + int(time.time()) % 900_000
+    base = base_seed(args)
     print(f"accuracy: base seed {base} ({'tuning' if args.tuning else 'held-out'}), {args.n} scenes per band", flush=True)
     t0 = time.time()
     rows = run(args.n, base, verbose=not args.quiet)

@@ -5,7 +5,7 @@
 Same scene generators, seeds and metrics as ``benchmarks/accuracy.py`` (a run with the same
 ``--seed`` and ``--n`` draws exactly the 3 m and 10 m scenes that accuracy.py draws), but
 only the coarse bands are rendered, so a run takes a fraction of the time. Without
-``--seed`` the base seed comes from the clock (never the tuning seeds 1000-1999).
+``--seed`` the base seed comes from the clock (six digits: never a tuning seed).
 Also prints the signed count error (median, 10th/90th percentile of (count - truth) /
 max(truth, 10)) so a bias is visible.
 """
@@ -27,18 +27,12 @@ import accuracy as A  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=20, help="scenes per GSD band (default 20)")
-    ap.add_argument("--seed", type=int, default=None, help="base seed (default: from the clock, a fresh set)")
-    ap.add_argument("--tuning", action="store_true", help="run the fixed tuning set (base seed 1000)")
+    A.add_seed_arguments(ap)
     ap.add_argument("--bands", default="3m,10m", help="comma list of 3m, 10m (default both)")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
     bands = [{"3m": "3 m", "10m": "10 m"}[b.strip()] for b in args.bands.split(",") if b.strip()]
-    if args.tuning:
-        base = A.TUNING_BASE_SEED
-    elif args.seed is not None:
-        base = args.seed
-    else:
-        base = int(time.time()) % 100_000 + 2000
+    base = A.base_seed(args)
     print(f"accuracy_coarse: base seed {base} ({'tuning' if args.tuning else 'held-out'}), {args.n} scenes per band",
           flush=True)
     t0 = time.time()

@@ -178,8 +178,7 @@ def confusion(cars: list[dict], labels: list[str], *, title: str = "") -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=8, help="scenes per fine GSD band (default 8)")
-    ap.add_argument("--seed", type=int, default=None, help="base seed (scene seeds as in accuracy.py)")
-    ap.add_argument("--tuning", action="store_true", help="base seed 1000 (accuracy.py's tuning set)")
+    A.add_seed_arguments(ap)
     ap.add_argument("--save", type=Path, default=None, help="pickle the matched cars' feature slices here")
     ap.add_argument("--load", type=Path, nargs="*", default=None, help="re-classify cached cars instead of running the core")
     ap.add_argument("--baseline-rev", default=None,
@@ -197,7 +196,7 @@ def main(argv=None) -> int:
         if args.baseline_rev:
             confusion(cars, relabel(cars, module_at(args.baseline_rev)), title=f"{args.baseline_rev} ")
         return 0
-    base = A.TUNING_BASE_SEED if args.tuning else (args.seed if args.seed is not None else int(time.time()) % 100_000 + 2000)
+    base = A.base_seed(args)
     print(f"types: base seed {base}, {args.n} scenes per fine band", flush=True)
     t0 = time.time()
     cars = collect(args.n, base, verbose=args.verbose)

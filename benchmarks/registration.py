@@ -13,14 +13,13 @@ with the car's true centre: the scene's error is the median distance. A registra
 a metre, or a sizeable part of the ~5 m track spacing, when the lines land on a
 neighbouring track, between two tracks, on a platform or on the cars' shadows). A slipped
 registration loses most of the scene's cars whatever the detector does next.
-Without ``--seed`` the base seed comes from the clock (a fresh held-out set).
+Without ``--seed`` the base seed comes from the clock (six digits: never a tuning seed).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +71,7 @@ def registration_error(scene: dict) -> tuple[float, int]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=20, help="scenes per GSD band (default 20)")
-    ap.add_argument("--seed", type=int, default=None, help="base seed (default: from the clock, a fresh set)")
-    ap.add_argument("--tuning", action="store_true", help="run the fixed tuning set (base seed 1000)")
+    A.add_seed_arguments(ap)
     ap.add_argument("--bands", default="<=0.5 m|0.5-1 m", help='bands, "|"-separated (default "<=0.5 m|0.5-1 m")')
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -81,12 +79,7 @@ def main(argv=None) -> int:
     unknown = [b for b in bands if b not in dict(A.BANDS)]
     if unknown:
         ap.error(f"unknown band(s) {unknown}; use some of {[b for b, _ in A.BANDS[:2]]}")
-    if args.tuning:
-        base = A.TUNING_BASE_SEED
-    elif args.seed is not None:
-        base = args.seed
-    else:
-        base = int(time.time()) % 100_000 + 2000
+    base = A.base_seed(args)
     print(f"registration: base seed {base}, {args.n} scenes per band", flush=True)
     rows = {b: [] for b in bands}
     for band, seed, scene in A.draw_scenes(args.n, base, bands=bands):

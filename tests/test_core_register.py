@@ -222,10 +222,10 @@ def test_an_empty_yard_with_its_rails_resolved_is_registered_onto_the_beds(seed)
         assert float(np.median(off)) < 0.6, f"track {t} lies {np.median(off):.1f} m off its bed"
 
 
-def _yard_7001016_scene(gsd: float):
+def _register_yard_7001016(gsd: float, tol_m: float) -> None:
     """Tuning scene 7001016 of the accuracy benchmark (a synthetic yard with a platform,
-    low sun, long shadows) rendered at ``gsd``; returns the AOI, the scene and a check
-    that the registration puts every line back on its track."""
+    low sun, long shadows) rendered at ``gsd``, registered with the core's parameters;
+    every line must land within ``tol_m`` of its true track."""
     import shapely
     from shapely import affinity
 
@@ -239,14 +239,14 @@ def _yard_7001016_scene(gsd: float):
                         sun_elevation=16.86, haze=0.4, misregistration_m=mis, misregistration_deg=rot, blur=0.87,
                         noise=1.55, margin_m=40.0, seed=7001016)
 
-    def assert_on_tracks(reg, tol_m):
-        for t, tr in enumerate(aoi.tracks):
-            true = affinity.translate(affinity.rotate(tr.line, rot, origin=aoi.yard.centroid), *mis)
-            _, xy, nrm = resample_line(np.asarray(tr.line.coords), 5.0)
-            off = float(np.median(shapely.distance(true, shapely.points(reg.apply(xy, nrm, t)))))
-            assert off < tol_m, f"track {t} lies {off:.1f} m off"
-
-    return aoi, sc, assert_on_tracks
+    lines = [np.asarray(t.line.coords) for t in aoi.tracks]
+    reg = register(band_views(sc.image), tuple(sc.transform)[:6], lines, gsd=gsd, search_m=7.0, max_rotation_deg=1.5,
+                   per_track_m=0.75, body_weight=0.5)
+    for t, tr in enumerate(aoi.tracks):
+        true = affinity.translate(affinity.rotate(tr.line, rot, origin=aoi.yard.centroid), *mis)
+        _, xy, nrm = resample_line(np.asarray(tr.line.coords), 5.0)
+        off = float(np.median(shapely.distance(true, shapely.points(reg.apply(xy, nrm, t)))))
+        assert off < tol_m, f"track {t} lies {off:.1f} m off"
 
 
 def test_between_two_lattice_positions_the_smaller_shift_wins():
@@ -254,11 +254,7 @@ def test_between_two_lattice_positions_the_smaller_shift_wins():
     # beds barely stand out at 1 m, so the map one spacing off scored 4 % more than the
     # true 1.2 m shift. Between such distinct hypotheses a prior for small shifts
     # decides; the lines must land on the tracks.
-    aoi, sc, assert_on_tracks = _yard_7001016_scene(1.0)
-    lines = [np.asarray(t.line.coords) for t in aoi.tracks]
-    reg = register(band_views(sc.image), tuple(sc.transform)[:6], lines, gsd=1.0, search_m=7.0, max_rotation_deg=1.5,
-                   per_track_m=0.75, body_weight=0.5)
-    assert_on_tracks(reg, 1.0)
+    _register_yard_7001016(1.0, tol_m=1.0)
 
 
 def test_the_true_placement_is_compared_even_when_the_best_coarse_cells_all_agree():
@@ -267,8 +263,4 @@ def test_the_true_placement_is_compared_even_when_the_best_coarse_cells_all_agre
     # track of cars left without a line) score about as high as the true one, and the
     # five best coarse cells were all that slipped placement (shifted along the tracks
     # or rotated a step), so the true placement was never refined: every line 4.8 m off.
-    aoi, sc, assert_on_tracks = _yard_7001016_scene(0.5)
-    lines = [np.asarray(t.line.coords) for t in aoi.tracks]
-    reg = register(band_views(sc.image), tuple(sc.transform)[:6], lines, gsd=0.5, search_m=7.0, max_rotation_deg=1.5,
-                   per_track_m=0.75, body_weight=0.5)
-    assert_on_tracks(reg, 0.6)
+    _register_yard_7001016(0.5, tol_m=0.6)
