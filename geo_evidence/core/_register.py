@@ -324,17 +324,22 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
             best.append(c)
         if len(best) >= 5:
             break
+
+    def lateral(c):
+        # How far each chunk moves across its track under the transform ``c``.
+        return c[0] * N[:, 0] + c[1] * N[:, 1] + c[2] * a
+
     # Those five may all be one placement of the tracks: along a straight yard a shift
     # along the tracks changes no chunk's lateral position and a rotation step moves them
-    # little, so cells far apart in (dx, dy, theta) can lie on the same lattice position. The best cells of
-    # up to five DISTINCT lateral placements (some chunk moved more than 1.5 m) are
-    # compared as well, so the choice between lattice positions below always sees the
-    # alternatives (tuning scene 7001016 at 0.5 m: all five on the slip one spacing onto
-    # a platform, the true placement never refined).
+    # little, so cells far apart in (dx, dy, theta) can lie on the same lattice position.
+    # The best cells of up to five DISTINCT lateral placements (some chunk moved more
+    # than 1.5 m) are compared as well, so the choice between lattice positions below
+    # always sees the alternatives (tuning scene 7001016 at 0.5 m: all five on the slip
+    # one spacing onto a platform, the true placement never refined).
     placed = []
     for i in order:
         c = g[i]
-        lat = c[0] * N[:, 0] + c[1] * N[:, 1] + c[2] * a
+        lat = lateral(c)
         if all(np.max(np.abs(lat - other)) > 1.5 for other in placed):
             placed.append(lat)
             if not any(np.array_equal(c, b) for b in best):
@@ -363,9 +368,6 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     cand = fine.reshape(len(best), len(local), 3)[np.arange(len(best)), loc]
     weighed = blk.max(axis=1) * (1.0 - _SMALL_SHIFT_PRIOR * (np.hypot(cand[:, 0], cand[:, 1]) / search_m) ** 2)
     k = int(np.argmax(weighed))
-
-    def lateral(c):
-        return c[0] * N[:, 0] + c[1] * N[:, 1] + c[2] * a
 
     if np.max(np.abs(lateral(cand[k]) - lateral(fine[bi]))) > 1.5:
         bi = k * len(local) + int(loc[k])
