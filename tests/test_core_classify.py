@@ -106,6 +106,20 @@ def test_a_container_on_a_dark_deck_beside_its_long_shadow_is_a_flat(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_blocks_of_load_flush_with_the_deck_are_a_flat_a_gradual_load_an_open_top(seed):
+    # Two stacks of load of different tone filling a 13.4 m car from side to side (no dark
+    # deck margin to see): a clear step between them, a fifth of the car's contrast or
+    # more, says blocks on a deck. A bulk load that darkens gradually along the car, with
+    # the same fine texture, stays an open top.
+    rng = np.random.default_rng(seed)
+    top = lambda v: np.full(v.shape, -0.25)  # noqa: E731
+    blocks = lambda u: np.where(u < 6.9, 0.0, 0.08) + 0.03 * np.sin(u * 2.1)  # noqa: E731
+    ramp = lambda u: 0.08 * u / 13.4 + 0.03 * np.sin(u * 2.1)  # noqa: E731
+    assert guess(ribbon(13.4, top, along=blocks, rng=rng)) == "flat"
+    assert guess(ribbon(13.4, top, along=ramp, rng=rng)) == "gondola"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_long_uniform_tall_body_is_a_locomotive_not_a_freight_car(seed):
     rng = np.random.default_rng(seed)
     hood = lambda v: np.full(v.shape, -0.3)  # noqa: E731

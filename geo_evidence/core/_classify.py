@@ -272,4 +272,9 @@ def decide(length_m: float, feats: dict, *, gsd: float) -> tuple[str, str]:
     # Textured along the car: a load.
     if rim <= -1.7 and step_r > 0.11 and stripe <= 1.4:
         return "flat", "load-on-deck"  # blocks of load inside the dark edge of a deck
+    if step >= 2.5 and step_r >= 0.2:
+        # A clear step between stretches of the car, a fifth of its contrast or more:
+        # blocks of load on a deck (containers, stacks of timber); a bulk load without
+        # heaps varies gradually along the car.
+        return "flat", "steps-on-deck"
     return "gondola", "textured-load"
