@@ -4,8 +4,8 @@
 
 Same scene generators and seeds as ``benchmarks/accuracy.py`` (a run with the same
 ``--seed`` and ``--n`` draws the same scenes), but only the registration step of the core
-runs on each scene (``geo_evidence.core._register.register`` with the core's default
-parameters, as ``count_railcars`` calls it), so a run costs little more than rendering.
+runs on each scene (``geo_evidence.core._api._registration`` with the core's default
+parameters: the very call ``count_railcars`` makes), so a run costs little more than rendering.
 
 For every scene with visible cars the registered line of each car's track is compared
 with the car's true centre: the scene's error is the median distance. A registration
@@ -29,10 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy as A  # noqa: E402
 import shapely  # noqa: E402
 
-from geo_evidence.core._api import CountParams  # noqa: E402
+from geo_evidence.core._api import CountParams, _registration, _usable_fn  # noqa: E402
 from geo_evidence.core._geometry import gsd_of, resample_line  # noqa: E402
-from geo_evidence.core._register import register  # noqa: E402
-from geo_evidence.core._ribbon import band_views, inside_image, sample_mask  # noqa: E402
+from geo_evidence.core._ribbon import band_views  # noqa: E402
 from geo_evidence.core._validate import validate_inputs  # noqa: E402
 
 SLIP_M = 1.2
@@ -44,20 +43,9 @@ def registration_error(scene: dict) -> tuple[float, int]:
     image, transform, lines, names, valid, cloud, _ = validate_inputs(
         scene["image"], scene["transform"], scene["tracks"], scene["names"], scene["valid"], scene["cloud"],
         scene["excludes"])
-    usable = valid.copy() if valid is not None else None
-    if cloud is not None:
-        usable = ~cloud if usable is None else (usable & ~cloud)
-
-    def usable_at(xy):
-        ok = inside_image(image.shape, transform, xy)
-        if usable is not None:
-            ok &= sample_mask(usable, transform, xy, default=True)
-        return ok
-
-    p = CountParams()
-    reg = register(band_views(image), transform, lines, gsd=gsd_of(transform), search_m=p.search_m,
-                   max_rotation_deg=p.max_rotation_deg, per_track_m=p.per_track_m, body_weight=p.body_weight,
-                   valid_fn=usable_at)
+    # Exactly the registration that count_railcars computes for this scene.
+    usable_at = _usable_fn(image.shape, transform, valid, cloud)
+    reg = _registration(band_views(image), transform, lines, gsd_of(transform), CountParams(), usable_at)
     names = names or [f"T{i + 1}" for i in range(len(lines))]
     placed = {}
     for t, line in enumerate(lines):

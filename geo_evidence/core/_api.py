@@ -12,7 +12,7 @@ from scipy.ndimage import maximum_filter1d
 
 from geo_evidence.core import _classify, _coarse, _interval, _segment
 from geo_evidence.core._geometry import gsd_of, points_in_polygons, resample_line, to_pixel
-from geo_evidence.core._register import identity, register
+from geo_evidence.core._register import Registration, identity, register
 from geo_evidence.core._ribbon import band_scale, band_views, inside_image, sample_grid, sample_mask, to_features
 from geo_evidence.core._validate import validate_inputs
 
@@ -202,15 +202,7 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
     )
     gsd = gsd_of(transform)
     bands = band_views(image)
-    usable_img = valid.copy() if valid is not None else None
-    if cloud is not None:
-        usable_img = (~cloud) if usable_img is None else (usable_img & ~cloud)
-
-    def usable_at(xy: np.ndarray) -> np.ndarray:
-        ok = inside_image(image.shape, transform, xy)
-        if usable_img is not None:
-            ok &= sample_mask(usable_img, transform, xy, default=True)
-        return ok
+    usable_at = _usable_fn(image.shape, transform, valid, cloud)
 
     if gsd <= p.individual_max_gsd:
         method = "individual"
@@ -219,11 +211,7 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
     else:
         method = "occupancy"
 
-    centre = np.vstack(lines).mean(axis=0)
-    reg = identity(len(lines), centre)
-    if p.register and gsd <= 1.5:
-        reg = register(bands, transform, lines, gsd=gsd, search_m=p.search_m, max_rotation_deg=p.max_rotation_deg,
-                       per_track_m=p.per_track_m, body_weight=p.body_weight, valid_fn=usable_at)
+    reg = _registration(bands, transform, lines, gsd, p, usable_at)
 
     # Along/across sampling of each registered track.
     if method == "individual":
@@ -320,6 +308,30 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
     return CountResult(count=count, low=int(min(low, count)), high=int(max(high, count)), method=method, status=status,
                        obscured_fraction=float(obscured), gsd_m=float(gsd), by_type=by_type, tracks=tcs,
                        detections=detections, registration=regd), signals
+
+
+def _usable_fn(shape: tuple, transform: tuple, valid, cloud):
+    """``usable_at(xy)``: inside the image, not nodata, not cloud (``valid``/``cloud`` as
+    validated by ``validate_inputs``)."""
+    usable_img = valid.copy() if valid is not None else None
+    if cloud is not None:
+        usable_img = (~cloud) if usable_img is None else (usable_img & ~cloud)
+
+    def usable_at(xy: np.ndarray) -> np.ndarray:
+        ok = inside_image(shape, transform, xy)
+        if usable_img is not None:
+            ok &= sample_mask(usable_img, transform, xy, default=True)
+        return ok
+
+    return usable_at
+
+
+def _registration(bands, transform: tuple, lines: list, gsd: float, p: CountParams, usable_at) -> Registration:
+    """The registration of the track lines that the count uses (none above 1.5 m)."""
+    if p.register and gsd <= 1.5:
+        return register(bands, transform, lines, gsd=gsd, search_m=p.search_m, max_rotation_deg=p.max_rotation_deg,
+                        per_track_m=p.per_track_m, body_weight=p.body_weight, valid_fn=usable_at)
+    return identity(len(lines), np.vstack(lines).mean(axis=0))
 
 
 def _track_trees(lines: list) -> list:
