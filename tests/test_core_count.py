@@ -461,6 +461,18 @@ def test_white_cars_on_snow_are_found_by_their_own_shadows():
     assert m["fp"] <= 2
 
 
+def test_loaded_cars_in_a_neighbours_long_shadow_are_found_by_their_texture():
+    # A packed Tumangang yard of gondolas and box cars under a sun 20 degrees high: every
+    # car throws its shadow across the next track, and a gondola standing in it is as dark
+    # as the shaded ballast beside it, so the cast-shadow tests took it for shadow. Its
+    # load (heaps along the car) is textured where shaded ballast is smooth: 149 of 180
+    # found before that cue, 155 with it, and no false car more.
+    res, m, n_visible = _tumangang_scene(when="2023-07-10T02:10:00Z", gsd_m=0.5, cars={"gondola": 120, "box": 60},
+                                         season="summer", sun_azimuth=150.0, sun_elevation=20.0, seed=2)
+    assert m["tp"] >= 153, f"{m['tp']} of {n_visible} cars found"
+    assert m["fp"] <= 29  # the shadows counted as cars before the cue (a known weakness)
+
+
 def test_an_empty_track_unlike_the_rest_of_the_yard_is_not_read_as_one_long_cut():
     # A near-empty Tumangang yard at 0.6 m (panchromatic, lines 1.4 m off): one track's
     # empty appearance differs from the yard's typical one (another strip beside it), so
