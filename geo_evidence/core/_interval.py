@@ -34,7 +34,8 @@ m) and blended linearly in GSD between 0.5 and 0.6 m; above 1.0 m the 0.6-1 m ma
 in proportion to the GSD (no tuning scenes there).
 
 Re-checked in session 9 after the own-shadow lift (pale cars on pale ground found by the
-shadow on their anti-sun strip; caches of 4101-4112 recomputed, ``--keep-weights``): the
+shadow on their anti-sun strip) and again after the texture lift (loaded cars in a
+neighbour's shadow; caches of 4101-4112 recomputed each time, ``--keep-weights``): the
 same constants, mean width 1.27 (0.3/0.5 m) and 1.75 (0.6/1 m) on the calibration half,
 coverage 0.98 / 0.99.
 
