@@ -582,8 +582,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         own = None
         if long_shadow is not None:
             dots = q["nrm"] @ shadow_dir
-            sun_v = np.where((dots > 0.3)[:, None], q["sr"], np.where((dots < -0.3)[:, None], q["sl"], np.nan))
-            anti_v = np.where((dots > 0.3)[:, None], q["sl"], np.where((dots < -0.3)[:, None], q["sr"], np.nan))
+            sun_v = _sun_side(dots, q["sr"], q["sl"])
+            anti_v = _sun_side(dots, q["sl"], q["sr"])
             sh_col, sh_depth = long_shadow
             tol = max(0.25 * sh_depth, 2.0 * q["spread"])
             with np.errstate(invalid="ignore"):
@@ -633,9 +633,9 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
     if shadow_dir.any():
         for q in per:
             dots = q["nrm"] @ shadow_dir
-            sun_half = np.where((dots > 0.3)[:, None], q["hr"], np.where((dots < -0.3)[:, None], q["hl"], np.nan))
-            sun_strip = np.where((dots > 0.3)[:, None], q["sr"], np.where((dots < -0.3)[:, None], q["sl"], np.nan))
-            anti_half = np.where(dots > 0.3, q["hl"][:, 0], np.where(dots < -0.3, q["hr"][:, 0], np.nan))
+            sun_half = _sun_side(dots, q["hr"], q["hl"])
+            sun_strip = _sun_side(dots, q["sr"], q["sl"])
+            anti_half = _sun_side(dots, q["hl"][:, 0], q["hr"][:, 0])
             dist = np.sqrt(np.nansum((sun_half - sun_strip) ** 2, axis=1))
             with np.errstate(invalid="ignore"):
                 cast = (sun_strip[:, 0] < lit - 3.0 * q["spread"]) & (dist < 2.0 * q["spread"]) & np.isfinite(sun_strip[:, 0])
@@ -650,7 +650,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                 # A neighbour's shadow as wide as a car, centred here: dark body, dark
                 # sun-side strip (towards the caster), lit anti-sun strip. A car standing
                 # here shades its own anti-sun strip, so that strip is never lit beside it.
-                anti_strip = np.where(dots > 0.3, q["sl"][:, 0], np.where(dots < -0.3, q["sr"][:, 0], np.nan))
+                anti_strip = _sun_side(dots, q["sl"][:, 0], q["sr"][:, 0])
                 d_body = anti_strip - q["c"][:, 0]
                 whole = ((d_body > 3.0 * q["spread"]) & (anti_strip - sun_strip[:, 0] > 0.5 * d_body)
                          & (anti_strip > lit - 0.3 * (lit - q["c"][:, 0])))
@@ -660,7 +660,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     # above show it), a car standing here darkens its anti-sun strip. A
                     # stretch with the very colour of those shadows and a lit anti-sun
                     # strip is a neighbour's shadow lying on this track, not a car.
-                    anti_v = np.where((dots > 0.3)[:, None], q["sl"], np.where((dots < -0.3)[:, None], q["sr"], np.nan))
+                    anti_v = _sun_side(dots, q["sl"], q["sr"])
                     sh_col, sh_depth = long_shadow
                     body_d = np.sqrt(np.nansum((q["c"] - sh_col) ** 2, axis=1))
                     cast |= ((body_d < max(0.25 * sh_depth, 2.0 * q["spread"]))
@@ -677,8 +677,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
     if shadow_dir.any():
         for q in per:
             dots = q["nrm"] @ shadow_dir
-            as_l = np.where(dots > 0.3, q["sl"][:, 0], np.where(dots < -0.3, q["sr"][:, 0], np.nan))
-            sun_l = np.where(dots > 0.3, q["sr"][:, 0], np.where(dots < -0.3, q["sl"][:, 0], np.nan))
+            as_l = _sun_side(dots, q["sl"][:, 0], q["sr"][:, 0])
+            sun_l = _sun_side(dots, q["sr"][:, 0], q["sl"][:, 0])
             shade = np.nan_to_num((sun_l - as_l) / q["spread"])
             z = q["z"]
             boost = np.where(z > 2.0, 0.5 * np.clip(shade - 3.0, 0.0, 12.0), 0.0)
@@ -894,6 +894,15 @@ def _specular_lines(per: list, offsets: np.ndarray, a: float, h_off: float, *, k
                 keep[l0:l1] = True
         out.append(keep)
     return out
+
+
+def _sun_side(dots: np.ndarray, plus: np.ndarray, minus: np.ndarray) -> np.ndarray:
+    """Per sample, ``plus`` where the sun lies on the track's +normal side (``dots``, the
+    normal's dot product with the sun direction, > 0.3), ``minus`` where it lies on the
+    -normal side (< -0.3), NaN where the track runs along the sun's azimuth. ``plus`` and
+    ``minus`` are (S,) or (S, C)."""
+    d = dots if plus.ndim == 1 else dots[:, None]
+    return np.where(d > 0.3, plus, np.where(d < -0.3, minus, np.nan))
 
 
 def _texture(c: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray]:
