@@ -406,7 +406,7 @@ def test_small_yard_shifted_towards_the_platform_target():
     assert abs(across - 4.0) < 1.0
 
 
-def _tumangang_scene(yard="tumangang", **kw):
+def _yard_scene(yard="tumangang", **kw):
     """Simulate a bundled yard (Tumangang unless ``yard`` names another) with ``kw`` (margin
     40 m), count it: the result, its match against the visible cars (a detection is right
     when its centre lies in a car) and their number."""
@@ -424,7 +424,7 @@ def _tumangang_scene(yard="tumangang", **kw):
 
 def _winter_scene(seed):
     """The Tumangang yard in snow, sun 158 degrees / 32 high, 18 cars."""
-    return _tumangang_scene(when="2023-02-14T02:05:00Z", gsd_m=0.5, n_cars=18, season="snow", sun_azimuth=158,
+    return _yard_scene(when="2023-02-14T02:05:00Z", gsd_m=0.5, n_cars=18, season="snow", sun_azimuth=158,
                             sun_elevation=32, seed=seed)
 
 
@@ -453,7 +453,7 @@ def test_white_cars_on_snow_are_found_by_their_own_shadows():
     # car-ness nor edges; their couplers step too unevenly to make a chain. What gives each
     # away is its own shadow on its anti-sun strip beside a lit sun-side strip (52 of 68
     # found before that cue, 61 with it; tuning scene 7006009).
-    res, m, n_visible = _tumangang_scene(
+    res, m, n_visible = _yard_scene(
         "khasan", when="2023-06-15T02:10:00Z", gsd_m=0.5, n_cars=79, season="snow", sun_azimuth=155.46,
         sun_elevation=32.63, cloud_cover=0.1, misregistration_m=(2.64, 2.66), misregistration_deg=0.25, blur=0.87,
         noise=2.23, nodata_edge=0.15, seed=7006009)
@@ -467,7 +467,7 @@ def test_loaded_cars_in_a_neighbours_long_shadow_are_found_by_their_texture():
     # as the shaded ballast beside it, so the cast-shadow tests took it for shadow. Its
     # load (heaps along the car) is textured where shaded ballast is smooth: 149 of 180
     # found before that cue, 155 with it, and no false car more.
-    res, m, n_visible = _tumangang_scene(when="2023-07-10T02:10:00Z", gsd_m=0.5, cars={"gondola": 120, "box": 60},
+    res, m, n_visible = _yard_scene(when="2023-07-10T02:10:00Z", gsd_m=0.5, cars={"gondola": 120, "box": 60},
                                          season="summer", sun_azimuth=150.0, sun_elevation=20.0, seed=2)
     assert m["tp"] >= 153, f"{m['tp']} of {n_visible} cars found"
     assert m["fp"] <= 29  # the shadows counted as cars before the cue (a known weakness)
@@ -479,7 +479,7 @@ def test_an_empty_track_unlike_the_rest_of_the_yard_is_not_read_as_one_long_cut(
     # against the yard's reference the whole track looked occupied and was cut into a
     # dozen "cars". A track that is uniform along its length, without a coupler rhythm,
     # is its own empty reference.
-    res, m, n_visible = _tumangang_scene(when="2023-06-15T02:10:00Z", gsd_m=0.6, n_cars=3, season="autumn",
+    res, m, n_visible = _yard_scene(when="2023-06-15T02:10:00Z", gsd_m=0.6, n_cars=3, season="autumn",
                                          sun_azimuth=128.8, sun_elevation=54.1, misregistration_m=(-0.77, -1.16),
                                          misregistration_deg=0.34, blur=0.72, noise=3.07, panchromatic=True, seed=7005022)
     assert m["fp"] <= 2, f"{m['fp']} false cars in a yard of {n_visible}"
