@@ -288,6 +288,11 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
             high = count + int(math.ceil(hi_r * count)) + signals["amb"] + signals["hidden_high"]
         else:
             low, high = _interval.individual_interval(signals)
+            # Each track gets the same calibrated interval, from its own evidence: the
+            # older fixed shares held the truth on only 93 % / 87 % of the tracks of the
+            # tuning sets 7001-7003 (<= 0.5 m / 0.5-1 m), 89 % / 84 % of the occupied ones.
+            for tr in track_results:
+                tr["low"], tr["high"] = _interval.individual_interval(_interval.track_signals(tr, gsd))
     elif scene_iv is not None:
         low, high = (int(v) for v in scene_iv)
     else:
