@@ -16,7 +16,8 @@ Prints, per GSD band: count error rate against the visible truth (share of scene
 the band's tolerance), per-car precision/recall/F1 (a detection matches a true car when
 its centre lies inside the car's polygon), type accuracy on matched cars, interval
 coverage (low <= visible truth <= high), mean and median width ((high - low) / max(truth,
-10)), and core time per scene. count_ok uses the targets: within max(1, 5 %) at <= 0.5 m,
+10)), the share of tracks whose own interval holds that track's visible cars (t_cover),
+and core time per scene. count_ok uses the targets: within max(1, 5 %) at <= 0.5 m,
 10 % at 0.5-1 m, 20 % at 3 m; at 10 m only the interval is judged.
 """
 
@@ -192,8 +193,13 @@ def evaluate(scene: dict) -> dict:
                 used.add(hit[0])
                 tp += 1
                 type_ok += vis[hit[0]]["type"] == d.car_type
+    # Per-track intervals: does each track's interval hold that track's visible cars?
+    on_track = {}
+    for t in vis:
+        on_track[t["track"]] = on_track.get(t["track"], 0) + 1
+    track_cov = [tc.low <= on_track.get(tc.name, 0) <= tc.high for tc in res.tracks]
     return dict(res=res, n_vis=len(vis), n_all=len(scene["truth"]), tp=tp, fp=len(res.detections) - tp, fn=len(vis) - tp,
-                type_ok=type_ok, time=dt)
+                type_ok=type_ok, time=dt, track_cov=track_cov)
 
 
 def draw_scenes(n: int, base_seed: int, *, bands=None):
@@ -245,7 +251,8 @@ def run(n: int, base_seed: int, *, verbose: bool, bands=None) -> dict:
 
 
 def report(rows: dict) -> None:
-    print(f"{'band':9} {'scenes':>6} {'count_ok':>8} {'prec':>6} {'recall':>6} {'F1':>6} {'type':>6} {'cover':>6} {'width':>6} {'w_med':>6} {'core_s':>7}")
+    print(f"{'band':9} {'scenes':>6} {'count_ok':>8} {'prec':>6} {'recall':>6} {'F1':>6} {'type':>6} {'cover':>6} {'width':>6} {'w_med':>6} "
+          f"{'t_cover':>7} {'core_s':>7}")
     for band, evs in rows.items():
         if not evs:
             continue
@@ -261,6 +268,7 @@ def report(rows: dict) -> None:
               + (f"{prec:6.3f} {rec:6.3f} {f1:6.3f} {typ:6.3f} " if ind else f"{'-':>6} {'-':>6} {'-':>6} {'-':>6} ")
               + f"{np.mean([e['cov'] for e in evs]):6.2f} {np.mean([e['width'] for e in evs]):6.2f} "
               f"{np.median([e['width'] for e in evs]):6.2f} "
+              f"{np.mean([c for e in evs for c in e['track_cov']] or [np.nan]):7.2f} "
               f"{np.mean([e['time'] for e in evs]):7.3f}")
 
 
