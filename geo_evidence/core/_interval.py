@@ -33,6 +33,9 @@ B_PACK came out 0: packing did not predict misses beyond the count itself. Both 
 m) and blended linearly in GSD between 0.5 and 0.6 m; above 1.0 m the 0.6-1 m margins grow
 in proportion to the GSD (no tuning scenes there).
 
+Re-checked in session 10 after the body-fill test (caches of 4101-4112 recomputed,
+``--keep-weights``): the same constants, width 1.27 / 1.75, coverage 0.98 / 0.99.
+
 Re-checked in session 9 after the own-shadow lift (pale cars on pale ground found by the
 shadow on their anti-sun strip) and again after the texture lift (loaded cars in a
 neighbour's shadow; caches of 4101-4112 recomputed each time, ``--keep-weights``): the
