@@ -355,7 +355,7 @@ def test_calibrated_interval_covers_varied_unseen_scenes(gsd):
 
 
 def test_each_track_interval_holds_that_tracks_cars():
-    # The per-track intervals shown in the table and the JSON are built like the scene's
+    # The per-track intervals (TrackCount, the JSON's tracks) are built like the scene's
     # calibrated one, from each track's own evidence. Two packed simulator yards (Tumangang
     # at 0.5 m under a 20-degree sun, Khasan at 0.6 m) miss or misplace a fifth of their
     # cars; with the older fixed shares only half of their tracks' intervals held the
@@ -364,20 +364,13 @@ def test_each_track_interval_holds_that_tracks_cars():
     # get a margin of many cars.
     from collections import Counter
 
-    from geo_evidence.aoi import load_aoi
-    from geo_evidence.simulate import simulate_scene
-
     inside = total = 0
     for yard, kw in [("tumangang", dict(when="2023-07-10T02:10:00Z", gsd_m=0.5, cars={"gondola": 120, "box": 60},
                                         sun_azimuth=150.0, sun_elevation=20.0, seed=2)),
                      ("khasan", dict(when="2023-07-10T02:10:00Z", gsd_m=0.6, n_cars=160, sun_azimuth=140.0,
                                      sun_elevation=30.0, seed=3))]:
-        aoi = load_aoi(yard)
-        sc = simulate_scene(aoi, margin_m=40, season="summer", **kw)
-        res = count_railcars(sc.image, transform=tuple(sc.transform)[:6], tracks=[np.asarray(t.line.coords) for t in aoi.tracks],
-                             track_names=[t.name for t in aoi.tracks], valid=sc.valid, cloud=sc.cloud,
-                             excludes=[np.asarray(e.exterior.coords) for e in aoi.excludes])
-        truth = Counter(t["track"] for t in sc.truth if t["visible"])
+        res, visible = _simulate_and_count(yard, season="summer", **kw)
+        truth = Counter(t["track"] for t in visible)
         for tc in res.tracks:
             total += 1
             inside += tc.low <= truth.get(tc.name, 0) <= tc.high
@@ -457,10 +450,9 @@ def test_small_yard_shifted_towards_the_platform_target():
     assert abs(across - 4.0) < 1.0
 
 
-def _yard_scene(yard="tumangang", **kw):
+def _simulate_and_count(yard="tumangang", **kw):
     """Simulate a bundled yard (Tumangang unless ``yard`` names another) with ``kw`` (margin
-    40 m), count it: the result, its match against the visible cars (a detection is right
-    when its centre lies in a car) and their number."""
+    40 m) and count it with the AOI's own lines: ``(result, visible true cars)``."""
     from geo_evidence.aoi import load_aoi
     from geo_evidence.simulate import simulate_scene
 
@@ -469,7 +461,13 @@ def _yard_scene(yard="tumangang", **kw):
     res = count_railcars(sc.image, transform=tuple(sc.transform)[:6], tracks=[np.asarray(t.line.coords) for t in aoi.tracks],
                          track_names=[t.name for t in aoi.tracks], valid=sc.valid, cloud=sc.cloud,
                          excludes=[np.asarray(e.exterior.coords) for e in aoi.excludes])
-    visible = [t for t in sc.truth if t["visible"]]
+    return res, [t for t in sc.truth if t["visible"]]
+
+
+def _yard_scene(yard="tumangang", **kw):
+    """:func:`_simulate_and_count`, scored: the result, its match against the visible cars
+    (a detection is right when its centre lies in a car) and their number."""
+    res, visible = _simulate_and_count(yard, **kw)
     return res, S.match(res.detections, visible), len(visible)
 
 
@@ -527,8 +525,9 @@ def test_loaded_cars_in_a_neighbours_long_shadow_are_found_by_their_texture():
 def test_a_stretch_that_does_not_fill_a_car_body_is_not_counted():
     # Tuning scene 7005008 (test renderer, panchromatic 8-bit at 0.5 m, lines 4.4 m off and
     # 0.6 degrees rotated; the render settings and cars are in tests/data): three
-    # candidates differed from empty track on a narrow band only (the edge of a car seen
-    # from beside it), not across a car's middle, and were counted as three more cars.
+    # candidates, each overlapping a true car without being centred on one, differed from
+    # empty track on a narrow band only, not across a car's middle, and were counted as
+    # three more cars.
     from pathlib import Path
 
     spec = json.loads((Path(__file__).parent / "data" / "synth_7005008.json").read_text())
