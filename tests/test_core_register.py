@@ -222,6 +222,40 @@ def test_an_empty_yard_with_its_rails_resolved_is_registered_onto_the_beds(seed)
         assert float(np.median(off)) < 0.6, f"track {t} lies {np.median(off):.1f} m off its bed"
 
 
+@pytest.mark.parametrize("seed", [1, 3, 4, 5])
+def test_a_panchromatic_yard_at_half_a_metre_is_registered_onto_its_tracks(seed):
+    # In a single band at 0.5 m the rails of each track are still resolved, and without
+    # colour to show the bed the lines were pulled ~3 m sideways into the gaps between the
+    # beds (these four yards all slipped, every car lost).
+    import shapely
+
+    import scenes_synthetic as S
+    from geo_evidence.core._geometry import resample_line
+
+    rng = np.random.default_rng(900 + seed)
+    cars = []
+    for t in range(4):
+        s = float(rng.uniform(0, 30))
+        while s < 260 and rng.random() < 0.85:
+            kinds = [str(rng.choice(["box", "tank", "gondola", "hopper", "flat"])) for _ in range(int(rng.integers(1, 9)))]
+            cut = [c for c in S.cut(t, s, kinds) if c["s0"] + S.CAR_LOOK[c["type"]][0] < 300]
+            if not cut:
+                break
+            cars += cut
+            s = cut[-1]["s0"] + S.CAR_LOOK[cut[-1]["type"]][0] + float(rng.uniform(8, 60))
+    sc = S.render(n_tracks=4, length_m=300, spacing_m=5.0, bearing_deg=float(rng.uniform(0, 360)), gsd_m=0.5, cars=cars,
+                  pan=True, noise=3.2, blur_px=0.42, shift_m=tuple(float(v) for v in rng.uniform(-4, 4, 2)),
+                  rotation_deg=float(rng.uniform(-0.7, 0.7)), seed=950 + seed)
+    assert sc.image.ndim == 2
+    lines = [np.asarray(line, float) for line in sc.tracks]
+    reg = register(band_views(sc.image), sc.transform, lines, gsd=0.5, search_m=7.0, max_rotation_deg=1.5,
+                   per_track_m=0.75, body_weight=0.5)
+    for t, (line, true) in enumerate(zip(lines, sc.true_tracks)):
+        _, xy, nrm = resample_line(line, 5.0)
+        off = shapely.distance(shapely.LineString(np.asarray(true)), shapely.points(reg.apply(xy, nrm, t)))
+        assert float(np.median(off)) < 0.6, f"track {t} lies {np.median(off):.1f} m off"
+
+
 def _register_yard_7001016(gsd: float, tol_m: float) -> None:
     """Tuning scene 7001016 of the accuracy benchmark (a synthetic yard with a platform,
     low sun, long shadows) rendered at ``gsd``, registered with the core's parameters;

@@ -79,3 +79,26 @@ def test_a_yard_packed_with_cars_of_one_colour_is_counted(rgb):
     m = S.match(res.detections, sc.truth)
     assert abs(res.count - len(cars)) <= 2
     assert m["tp"] >= len(cars) - 2 and m["fp"] <= 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("reach", [0.16, 0.18, 0.2])
+def test_the_noise_of_empty_track_is_measured_on_a_track_packed_with_look_alike_cars(seed, reach):
+    # A fifth of the samples are empty ballast (one tight cluster); the rest are cars whose
+    # looks scatter over a ball that starts right beside it (loaded gondolas in a shaded
+    # yard). The empty track's noise must come out as the ballast's own, not the cars'
+    # (1.3 to 2.2 times larger here), or every car's contrast is divided by an inflated
+    # noise and the cars are lost. (Cars crowding the ballast still closer, spread over
+    # more than 1.5 bandwidths, are not refined: see mode_vector.)
+    rng = np.random.default_rng(seed)
+    empty = rng.normal(0.0, 0.012, (200, 3))
+    d = rng.normal(size=(800, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    cars = np.array([reach * 0.4, 0.0, 0.0]) + d * reach * rng.random((800, 1)) ** (1 / 3)
+    mixed = rng.permutation(np.vstack([empty, cars]))
+    _, alone = _segment.mode_vector(empty, bandwidth=0.04, refine=2)
+    mode, spread = _segment.mode_vector(mixed, bandwidth=0.04, refine=2)
+    assert spread < 1.3 * alone, f"spread {spread:.3f} against the ballast's own {alone:.3f}"
+    assert np.linalg.norm(mode) < 0.5 * alone
+    # Refining never inflates the spread of a lone cluster.
+    assert alone < 1.05 * _segment.mode_vector(empty, bandwidth=0.04)[1]

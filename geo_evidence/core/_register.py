@@ -243,7 +243,7 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
     lo, hi = band_scale(raw.reshape(-1, raw.shape[-1]))
     # Channel-first: every term below works along the offsets of contiguous rows.
     F = np.ascontiguousarray(np.moveaxis(to_features(raw, lo, hi), -1, 0))
-    if h < 0.45:
+    if h < 0.45 or (F.shape[0] == 1 and gsd <= 0.55):
         # Below ~0.45 m the rails of an empty track are resolved: thin lateral lines inside
         # the bed, not edges of a car-wide feature, yet they fill the edge-pair profile with
         # responses and break the body term's uniformity, so the bed scores no better than
@@ -251,6 +251,10 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
         # in 12 of 17). A lateral median over ~1.2 m removes them and keeps the edges of
         # anything wider. (Tried at 0.5 m as well: it fixed 3 of 14 empty 0.5 m yards but
         # made the 0.5 m sample scenes worse, e.g. 2024-06-17 254 -> 248 of 261 cars.)
+        # Panchromatic imagery gets it up to 0.55 m: there brightness is all there is, and
+        # the rails, still resolved at 0.5 m, pull the lines ~3 m sideways into the gap
+        # between two beds (test-renderer 4-track yards: 4 of 8 slipped, none with it);
+        # in colour the chroma channels show the bed without its rails.
         F = median_filter(F, size=(1, 1, 2 * int(round(0.6 / h)) + 1), mode="nearest")
     sc = _edge_pair_score(F, h, n_pad, len(o_centres), half_car, max(0.5, h, 0.75 * gsd))
     if body_weight:

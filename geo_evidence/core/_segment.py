@@ -24,11 +24,22 @@ def nan_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1000) -> tuple[np.ndarray, float]:
+def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1000, refine: int = 0, floor: float = 0.02) -> tuple[np.ndarray, float]:
     """The densest point of a cloud of feature vectors (N, C) and the cloud's spread there.
 
     Empty ballast is one tight cluster; cars scatter over many colours, so the mode is the
     empty-track appearance even when much of the track is occupied.
+
+    The spread is measured within 2.5 bandwidths of the mode, so a bandwidth much wider than
+    the cluster takes in whatever lies near it. On a packed track whose cars look close to
+    its ballast (loaded gondolas in a shaded yard, four fifths of the track occupied), the
+    first estimate was twice the spread of the empty samples, and every car's contrast half
+    what it is. ``refine`` repeats the search that many times with the bandwidth narrowed to
+    the spread found / 1.5 (never below ``floor``), which settles on the tight cluster; a
+    lone cluster keeps its spread. (Narrowing from the bandwidth instead whenever the spread
+    exceeds it reaches tracks even fuller of look-alike cars, but on the tuning scenes it
+    added false cars in sparse yards, 208 -> 223 at <= 0.5 m, and fewer counts came within
+    5 %; a spread over 1.5 bandwidths is therefore left as it is.)
     """
     r = r[np.isfinite(r).all(axis=1)]
     if len(r) == 0:
@@ -45,6 +56,10 @@ def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1000) -> tuple[
     dd = np.sqrt(((sub - m) ** 2).sum(-1))
     near = dd[dd < 2.5 * bandwidth]
     spread = float(np.median(near)) * 1.25 if len(near) > 10 else bandwidth
+    if refine:
+        narrower = max(spread / 1.5, floor)
+        if narrower < bandwidth:
+            return mode_vector(r, bandwidth=narrower, max_n=max_n, refine=refine - 1, floor=floor)
     return m, spread
 
 
