@@ -200,26 +200,33 @@ def test_the_cars_of_a_packed_shadowed_yard_are_found():
     assert S.match(res.detections, sc.truth)["tp"] >= 36  # of 40 cars
 
 
+def _assert_lines_land_on_their_tracks(sc, *, gsd: float) -> None:
+    """Register a test-renderer scene with the core's parameters; every line must land
+    within 0.6 m of its true track (median along the line)."""
+    import shapely
+
+    from geo_evidence.core._geometry import resample_line
+
+    lines = [np.asarray(line, float) for line in sc.tracks]
+    reg = register(band_views(sc.image), sc.transform, lines, gsd=gsd, search_m=7.0, max_rotation_deg=1.5,
+                   per_track_m=0.75, body_weight=0.5)
+    for t, (line, true) in enumerate(zip(lines, sc.true_tracks)):
+        _, xy, nrm = resample_line(line, 5.0)
+        off = shapely.distance(shapely.LineString(np.asarray(true)), shapely.points(reg.apply(xy, nrm, t)))
+        assert float(np.median(off)) < 0.6, f"track {t} lies {np.median(off):.1f} m off its track"
+
+
 @pytest.mark.parametrize("seed", [1, 4, 7, 10])
 def test_an_empty_yard_with_its_rails_resolved_is_registered_onto_the_beds(seed):
     # At 0.3 m the two rails of an empty track are thin dark lines inside its ballast bed.
     # They must not make the bed's own edge (bed on one side, bare ground on the other)
     # look more like a track than the bed: the lines have to land on the beds.
-    import shapely
-
     import scenes_synthetic as S
-    from geo_evidence.core._geometry import resample_line
 
     sc = S.render(n_tracks=2 + seed % 4, length_m=300.0, spacing_m=5.0 + 0.1 * (seed % 6), bearing_deg=17.0 + 29 * seed,
                   gsd_m=0.3, cars=[], noise=1.0 + seed % 4, blur_px=0.5,
                   shift_m=(2.5 * np.cos(seed), 2.5 * np.sin(seed)), rotation_deg=0.5 * np.sin(3 * seed), seed=seed)
-    lines = [np.asarray(line, float) for line in sc.tracks]
-    reg = register(band_views(sc.image), sc.transform, lines, gsd=0.3, search_m=7.0, max_rotation_deg=1.5,
-                   per_track_m=0.75, body_weight=0.5)
-    for t, (line, true) in enumerate(zip(lines, sc.true_tracks)):
-        _, xy, nrm = resample_line(line, 5.0)
-        off = shapely.distance(shapely.LineString(np.asarray(true)), shapely.points(reg.apply(xy, nrm, t)))
-        assert float(np.median(off)) < 0.6, f"track {t} lies {np.median(off):.1f} m off its bed"
+    _assert_lines_land_on_their_tracks(sc, gsd=0.3)
 
 
 @pytest.mark.parametrize("seed", [1, 3, 4, 5])
@@ -227,10 +234,7 @@ def test_a_panchromatic_yard_at_half_a_metre_is_registered_onto_its_tracks(seed)
     # In a single band at 0.5 m the rails of each track are still resolved, and without
     # colour to show the bed the lines were pulled ~3 m sideways into the gaps between the
     # beds (these four yards all slipped, every car lost).
-    import shapely
-
     import scenes_synthetic as S
-    from geo_evidence.core._geometry import resample_line
 
     rng = np.random.default_rng(900 + seed)
     cars = []
@@ -247,13 +251,7 @@ def test_a_panchromatic_yard_at_half_a_metre_is_registered_onto_its_tracks(seed)
                   pan=True, noise=3.2, blur_px=0.42, shift_m=tuple(float(v) for v in rng.uniform(-4, 4, 2)),
                   rotation_deg=float(rng.uniform(-0.7, 0.7)), seed=950 + seed)
     assert sc.image.ndim == 2
-    lines = [np.asarray(line, float) for line in sc.tracks]
-    reg = register(band_views(sc.image), sc.transform, lines, gsd=0.5, search_m=7.0, max_rotation_deg=1.5,
-                   per_track_m=0.75, body_weight=0.5)
-    for t, (line, true) in enumerate(zip(lines, sc.true_tracks)):
-        _, xy, nrm = resample_line(line, 5.0)
-        off = shapely.distance(shapely.LineString(np.asarray(true)), shapely.points(reg.apply(xy, nrm, t)))
-        assert float(np.median(off)) < 0.6, f"track {t} lies {np.median(off):.1f} m off"
+    _assert_lines_land_on_their_tracks(sc, gsd=0.5)
 
 
 def _register_yard_7001016(gsd: float, tol_m: float) -> None:
