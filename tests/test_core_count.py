@@ -524,7 +524,7 @@ def test_loaded_cars_in_a_neighbours_long_shadow_are_found_by_their_texture():
 
 def test_a_track_packed_with_cars_close_to_its_ballast_in_look_keeps_its_own_noise():
     # Tuning scene 7001006: Tumangang packed with 356 cars (panchromatic, 0.5 m, sun 39
-    # degrees high). On four tracks four fifths of the length is occupied, largely by
+    # degrees high). On four tracks 72-85 % of the length is occupied, largely by
     # loaded gondolas whose look is close to the shaded ballast; measured around the
     # empty-track look, the noise took in those cars and came out twice that of the empty
     # samples, halving every car's contrast: 255 cars found (286 with the noise refined).
