@@ -202,16 +202,31 @@ def evaluate(scene: dict) -> dict:
                 type_ok=type_ok, time=dt, track_cov=track_cov)
 
 
-def draw_scenes(n: int, base_seed: int, *, bands=None):
+#: Scene sources ``--renderer`` can pick: the usual mix, or the third renderer alone.
+RENDERERS = ("mix", "third")
+
+
+def third_scene(rng: np.random.Generator, gsd: float, seed: int):
+    """A scene from the third renderer (benchmarks/scenes_third.py: another style again)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import scenes_third
+
+    return scenes_third.scene(rng, gsd, seed)
+
+
+def draw_scenes(n: int, base_seed: int, *, bands=None, renderer: str = "mix"):
     """Yield ``(band, seed, scene)`` for ``n`` scenes per GSD band drawn at ``base_seed``.
 
-    Scene seeds run consecutively over the bands (``base_seed * 1000 + band_index * n + i``);
-    two scenes in three come from the project simulator, the third from the test renderer
-    (``scene["renderer"]`` says which). ``bands`` (names from ``BANDS``) restricts the bands
-    drawn without changing any scene's seed. A draw the simulator cannot lay out is
-    skipped, and said so, never silently replaced. Shared by every benchmark that scores
-    the core (accuracy, accuracy_coarse, calibrate, car_types).
+    Scene seeds run consecutively over the bands (``base_seed * 1000 + band_index * n + i``).
+    With ``renderer="mix"`` two scenes in three come from the project simulator, the third
+    from the test renderer; with ``renderer="third"`` every scene comes from the third
+    renderer (``scene["renderer"]`` says which). ``bands`` (names from ``BANDS``) restricts
+    the bands drawn without changing any scene's seed. A draw the simulator cannot lay out
+    is skipped, and said so, never silently replaced. Shared by every benchmark that scores
+    the core (accuracy, accuracy_coarse, calibrate, car_types, registration).
     """
+    if renderer not in RENDERERS:
+        raise ValueError(f"unknown renderer {renderer!r}; use one of {RENDERERS}")
     for bi, (band, (g0, g1)) in enumerate(BANDS):
         if bands is not None and band not in bands:
             continue
@@ -219,20 +234,21 @@ def draw_scenes(n: int, base_seed: int, *, bands=None):
             seed = base_seed * 1000 + bi * n + i
             rng = np.random.default_rng(seed)
             gsd = float(rng.choice([g0, g1])) if g0 != g1 else g0
-            use_sim = (i % 3) != 2
+            kind = "third" if renderer == "third" else ("sim" if (i % 3) != 2 else "synth")
             try:
-                scene = sim_scene(rng, gsd, seed) if use_sim else synth_scene(rng, gsd, seed)
+                make = {"sim": sim_scene, "synth": synth_scene, "third": third_scene}[kind]
+                scene = make(rng, gsd, seed)
             except SimulationError as exc:
                 print(f"  [{band}] scene {seed} skipped: {exc}", flush=True)
                 continue
-            scene["renderer"] = "sim" if use_sim else "synth"
+            scene["renderer"] = kind
             yield band, seed, scene
 
 
-def run(n: int, base_seed: int, *, verbose: bool, bands=None) -> dict:
-    """Scores of the core per band (``bands`` restricts them, as in :func:`draw_scenes`)."""
+def run(n: int, base_seed: int, *, verbose: bool, bands=None, renderer: str = "mix") -> dict:
+    """Scores of the core per band (``bands`` and ``renderer`` as in :func:`draw_scenes`)."""
     rows = {b: [] for b, _ in BANDS if bands is None or b in bands}
-    for band, seed, scene in draw_scenes(n, base_seed, bands=bands):
+    for band, seed, scene in draw_scenes(n, base_seed, bands=bands, renderer=renderer):
         ev = evaluate(scene)
         r = ev["res"]
         ok = abs(r.count - ev["n_vis"]) <= tolerance(band, ev["n_vis"])
@@ -276,6 +292,8 @@ def add_seed_arguments(ap: argparse.ArgumentParser) -> None:
     """``--seed`` and ``--tuning``, as every benchmark that draws scenes takes them."""
     ap.add_argument("--seed", type=int, default=None, help="base seed (default: from the clock, a fresh set)")
     ap.add_argument("--tuning", action="store_true", help=f"run the fixed tuning set (base seed {TUNING_BASE_SEED})")
+    ap.add_argument("--renderer", choices=RENDERERS, default="mix",
+                    help="scene source: the simulator and test renderer mixed (default), or the third renderer alone")
 
 
 def base_seed(args: argparse.Namespace) -> int:
@@ -295,9 +313,10 @@ def main(argv=None) -> int:
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
     base = base_seed(args)
-    print(f"accuracy: base seed {base} ({'tuning' if args.tuning else 'held-out'}), {args.n} scenes per band", flush=True)
+    print(f"accuracy: base seed {base} ({'tuning' if args.tuning else 'held-out'}), {args.n} scenes per band, "
+          f"renderer {args.renderer}", flush=True)
     t0 = time.time()
-    rows = run(args.n, base, verbose=not args.quiet)
+    rows = run(args.n, base, verbose=not args.quiet, renderer=args.renderer)
     report(rows)
     print(f"total {time.time() - t0:.0f} s")
     return 0

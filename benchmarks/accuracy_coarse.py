@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     print(f"accuracy_coarse: base seed {base} ({'tuning' if args.tuning else 'held-out'}), {args.n} scenes per band",
           flush=True)
     t0 = time.time()
-    rows = A.run(args.n, base, bands=bands, verbose=not args.quiet)
+    rows = A.run(args.n, base, bands=bands, verbose=not args.quiet, renderer=args.renderer)
     A.report(rows)
     for band, evs in rows.items():
         e = np.array([v["err"] for v in evs])

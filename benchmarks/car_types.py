@@ -80,14 +80,14 @@ class _Recorder:
         _classify.classify = self._cl
 
 
-def collect(n: int, base_seed: int, *, verbose: bool = False) -> list[dict]:
+def collect(n: int, base_seed: int, *, verbose: bool = False, renderer: str = "mix") -> list[dict]:
     """Matched cars of the fine-GSD scenes of ``accuracy.py`` at ``base_seed``.
 
     Returns one dict per matched detection: true type, the live label, renderer, band,
     scene seed and (when ``track_feature_sums`` exposes ``F``) the feature slice.
     """
     out = []
-    for band, seed, scene in A.draw_scenes(n, base_seed, bands=[b for b, _ in FINE_BANDS]):
+    for band, seed, scene in A.draw_scenes(n, base_seed, bands=[b for b, _ in FINE_BANDS], renderer=renderer):
         t0 = time.perf_counter()
         with _Recorder() as rec:
             res = count_railcars(scene["image"], transform=scene["transform"], tracks=scene["tracks"],
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     base = A.base_seed(args)
     print(f"types: base seed {base}, {args.n} scenes per fine band", flush=True)
     t0 = time.time()
-    cars = collect(args.n, base, verbose=args.verbose)
+    cars = collect(args.n, base, verbose=args.verbose, renderer=args.renderer)
     if args.baseline_rev:
         confusion(cars, relabel(cars, module_at(args.baseline_rev)), title=f"baseline {args.baseline_rev} ")
     confusion(cars, [c["label"] for c in cars], title="current ")

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     base = A.base_seed(args)
     print(f"registration: base seed {base}, {args.n} scenes per band", flush=True)
     rows = {b: [] for b in bands}
-    for band, seed, scene in A.draw_scenes(args.n, base, bands=bands):
+    for band, seed, scene in A.draw_scenes(args.n, base, bands=bands, renderer=args.renderer):
         err, n_cars = registration_error(scene)
         if n_cars:
             rows[band].append((seed, scene["renderer"], err))
