@@ -175,8 +175,9 @@ def test_clean_scene_is_counted_and_its_interval_holds_the_truth(gsd):
 
 @pytest.mark.xfail(strict=True, reason=(
     "target not met yet (issue 3): for 12 clean cars the calibrated interval (>= 90 % held-out "
-    "coverage) is [10, 21] at 0.5 m and [3, 22] at 1 m, because a few per cent of clean-looking "
-    "scenes are still undercounted by 20-40 % (dark cars in deep shadow, pale cars on snow)"))
+    "coverage) is [10, 19] at 0.5 m and [5, 44] at 1 m, because a few per cent of clean-looking "
+    "scenes are still undercounted by 20-40 % (dark cars in deep shadow, pale cars on snow), and "
+    "at 0.6-1 m the third renderer's yards are undercounted by up to half"))
 @pytest.mark.parametrize("gsd", [0.5, 1.0])
 def test_clean_scene_interval_is_narrow_enough_to_decide_a_claim(gsd):
     cars, res = _clean_scene(gsd)
@@ -192,7 +193,10 @@ def test_empty_tracks_count_zero_with_a_tight_interval(gsd, n_tracks, length_m, 
     sc = S.render(n_tracks=n_tracks, length_m=length_m, cars=[], gsd_m=gsd, seed=seed)
     res = run(sc)
     assert res.count == 0
-    assert res.high - res.low <= 2
+    # No detection at all is weak evidence (every car may have been missed): since the
+    # session-12 calibration, which added a third renderer whose cars are missed far more
+    # often, its upper margin is 4 cars (it was 2). A few cars, never tens.
+    assert res.high - res.low <= 4
     assert all(t.count == 0 for t in res.tracks)
 
 
@@ -326,7 +330,9 @@ def test_an_empty_clean_yard_keeps_a_narrow_interval():
     from geo_evidence.core import _interval
 
     low, high = _interval.individual_interval(_signals(count=0, occupied_m=0.0))
-    assert low == 0 and high <= 2
+    # A few cars of upper margin (4 since the session-12 calibration, see
+    # test_empty_tracks_count_zero_with_a_tight_interval), never tens.
+    assert low == 0 and high <= 4
 
 
 @pytest.mark.parametrize("gsd", [0.5, 1.0])
