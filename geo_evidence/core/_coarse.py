@@ -57,14 +57,16 @@ Z_LOW, Z_HIGH, MIN_RUN_M = 3.0, 6.0, 10.0
 #: Where the ground beside is odd (a shadow may cross), by how much (contrast units) a
 #: car's centre must beat the pixels half way to the next track.
 PEAK_MARGIN = 1.0
-#: Physical packing bound: at most this many cars per visible metre of track (a car of
-#: ~15 m pitch on at most ~65 % of the track; the tuning scenes reach 0.64).
+#: The usual packing of the tuning renderers' yards, cars per visible metre (a car of ~15 m
+#: pitch on ~65 % of the track; they reach 0.64): the reference of ``PACKED_SHARE``. Until
+#: session 12 it was also the 3 m upper bound, which the third renderer's yards, filled to
+#: 61-79 %, overran (3 m coverage 0.85 on two of its three tuning sets).
 CAP_PER_M = 0.65 / 15.0
 #: 3 m scene interval [LO_A * n - LO_C, HI_A * n + HI_C] (calibrated, see module doc:
 #: a lower bound above zero lost more coverage than it saved width on the tuning scenes).
 LO_A, LO_C, HI_A, HI_C = 0.0, 0.0, 1.5, 15.0
-#: 10 m upper bound: what the visible track can physically hold, cars end to end on 85 %
-#: of it at a 15 m pitch. (Until session 12 it was 0.8 of ``CAP_PER_M``'s bound, fitted to
+#: Upper bound at 3 m and 10 m: what the visible track can physically hold, cars end to
+#: end on 85 % of it at a 15 m pitch. (Until session 12 it was 0.8 of ``CAP_PER_M``'s bound, fitted to
 #: the two tuning renderers, whose yards are never filled beyond ~60 % of their track; the
 #: third renderer's yards, filled to 61-79 %, fell outside it on 15-25 % of the 10 m
 #: scenes.)
@@ -162,21 +164,24 @@ def _interval(n: int, visible_m: float, hidden_m: float, occ_m: float, yard_visi
     shadowed yards much more (tuning scenes, base seeds 5000-5011: signed error
     (count - truth) / max(truth, 10) from -0.68 to +1.07 between the 10th and 90th
     percentile). The band runs from ``LO_A`` times the count to ``HI_A`` times it plus
-    ``HI_C`` cars, never above the visible track's capacity, and is the capacity itself
-    once the count reaches ``PACKED_SHARE`` of it. At 10 m the band runs from zero to what
+    ``HI_C`` cars, never above what the visible track can hold (``FULL_PER_M``), and is
+    that itself once the count reaches ``PACKED_SHARE`` of the usual capacity
+    (``CAP_PER_M``). At 10 m the band runs from zero to what
     the visible track can hold (``FULL_PER_M``). Under cloud or nodata may stand as
     many cars per metre as were seen in the clear part (plus a margin), so hidden length
     widens the upper bound.
     """
     cap = CAP_PER_M * visible_m
+    full = FULL_PER_M * visible_m
     if method == "length":
         low = max(0, int(math.floor(LO_A * n - LO_C)))
-        high = int(math.ceil(min(HI_A * n + HI_C, cap)))
+        high = int(math.ceil(min(HI_A * n + HI_C, full)))
         if n >= PACKED_SHARE * cap:
-            # A yard counted at a sixth of its capacity or more may be packed: side-by-
-            # side cuts of mixed colours make the contrast unit itself large, and cars
-            # coloured like ballast (flat cars) vanish, so only the capacity bounds it.
-            high = int(math.ceil(cap))
+            # A yard counted at a sixth of its usual capacity or more may be packed: side-
+            # by-side cuts of mixed colours make the contrast unit itself large, and cars
+            # coloured like ballast (flat cars) vanish, so only what the track can hold
+            # bounds it.
+            high = int(math.ceil(full))
     else:
         low = 0
         high = int(math.ceil(FULL_PER_M * visible_m))
