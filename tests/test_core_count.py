@@ -175,7 +175,7 @@ def test_clean_scene_is_counted_and_its_interval_holds_the_truth(gsd):
 
 @pytest.mark.xfail(strict=True, reason=(
     "target not met yet (issue 3): for 12 clean cars the calibrated interval (>= 90 % held-out "
-    "coverage) is [10, 19] at 0.5 m and [5, 44] at 1 m, because a few per cent of clean-looking "
+    "coverage) is [10, 19] at 0.5 m and [5, 41] at 1 m, because a few per cent of clean-looking "
     "scenes are still undercounted by 20-40 % (dark cars in deep shadow, pale cars on snow), and "
     "at 0.6-1 m the third renderer's yards are undercounted by up to half"))
 @pytest.mark.parametrize("gsd", [0.5, 1.0])
@@ -533,11 +533,12 @@ def test_a_track_packed_with_cars_close_to_its_ballast_in_look_keeps_its_own_noi
     # degrees high). On four tracks 72-85 % of the length is occupied, largely by
     # loaded gondolas whose look is close to the shaded ballast; measured around the
     # empty-track look, the noise took in those cars and came out twice that of the empty
-    # samples, halving every car's contrast: 255 cars found (286 with the noise refined).
+    # samples, halving every car's contrast: 255 cars found, 286 with the noise refined,
+    # 301 since the refinement also narrows by half the bandwidth (session 12).
     res, m, n_visible = _yard_scene(when="2023-02-15T02:10:00Z", gsd_m=0.5, n_cars=356, season="summer",
                                     sun_azimuth=124.28, sun_elevation=39.47, misregistration_m=(-2.28, -4.11),
                                     misregistration_deg=-0.50, blur=0.56, noise=3.17, panchromatic=True, seed=7001006)
-    assert m["tp"] >= 275, f"{m['tp']} of {n_visible} cars found"
+    assert m["tp"] >= 295, f"{m['tp']} of {n_visible} cars found"
     assert m["fp"] <= 4
 
 
