@@ -1,12 +1,14 @@
 """Accuracy of the image core on a FRESH, widely varied held-out set of simulated scenes.
 
-    python benchmarks/accuracy.py [--n N] [--seed S] [--tuning] [--quick]
+    python benchmarks/accuracy.py [--n N] [--seed S] [--tuning] [--renderer {mix,third}]
 
 Scenes come from two independent renderers: the project simulator
 (``geo_evidence.simulate.simulate_scene``; bundled AOIs plus synthetic AOIs with other
 bearings, curvature and track counts built here as GeoJSON dicts) and the small test
 renderer ``tests/scenes_synthetic.py``. Every scene draws its own GSD band, season, sun,
 cloud, haze, blur, noise, misregistration (up to +-5 m, up to 1 degree) and car count.
+``--renderer third`` draws every scene from a third renderer instead
+(``benchmarks/scenes_third.py``: a style probe written without looking at the core).
 
 Without ``--seed`` the base seed is taken from the clock, so each run is a set the core
 has never been tuned on (the seed is printed so a run can be repeated). ``--tuning`` runs
