@@ -81,6 +81,17 @@ def test_a_yard_packed_with_cars_of_one_colour_is_counted(rgb):
     assert m["tp"] >= len(cars) - 2 and m["fp"] <= 2
 
 
+def _ballast_among_cars(seed: int, reach: float):
+    """200 empty-track samples (a tight cluster at 0) and the same with 800 car samples whose
+    looks fill a ball of radius ``reach`` starting right beside it: ``(empty, mixed)``."""
+    rng = np.random.default_rng(seed)
+    empty = rng.normal(0.0, 0.012, (200, 3))
+    d = rng.normal(size=(800, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    cars = np.array([reach * 0.4, 0.0, 0.0]) + d * reach * rng.random((800, 1)) ** (1 / 3)
+    return empty, rng.permutation(np.vstack([empty, cars]))
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("reach", [0.16, 0.18, 0.2])
 def test_the_noise_of_empty_track_is_measured_on_a_track_packed_with_look_alike_cars(seed, reach):
@@ -90,12 +101,7 @@ def test_the_noise_of_empty_track_is_measured_on_a_track_packed_with_look_alike_
     # (1.3 to 2.2 times larger here), or every car's contrast is divided by an inflated
     # noise and the cars are lost. (Cars crowding the ballast still closer: see the next
     # test.)
-    rng = np.random.default_rng(seed)
-    empty = rng.normal(0.0, 0.012, (200, 3))
-    d = rng.normal(size=(800, 3))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    cars = np.array([reach * 0.4, 0.0, 0.0]) + d * reach * rng.random((800, 1)) ** (1 / 3)
-    mixed = rng.permutation(np.vstack([empty, cars]))
+    empty, mixed = _ballast_among_cars(seed, reach)
     _, alone = _segment.mode_vector(empty, bandwidth=0.04, refine=2)
     mode, spread = _segment.mode_vector(mixed, bandwidth=0.04, refine=2)
     assert spread < 1.3 * alone, f"spread {spread:.3f} against the ballast's own {alone:.3f}"
@@ -111,12 +117,7 @@ def test_the_noise_of_empty_track_is_measured_among_cars_crowding_its_look(seed,
     # estimate's spread exceeds 1.5 bandwidths (the third renderer's packed yards: 2-3x
     # the empty samples' own). Until session 12 such a spread was kept (3.5x the
     # ballast's here); the search now also narrows by half the bandwidth.
-    rng = np.random.default_rng(seed)
-    empty = rng.normal(0.0, 0.012, (200, 3))
-    d = rng.normal(size=(800, 3))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    cars = np.array([reach * 0.4, 0.0, 0.0]) + d * reach * rng.random((800, 1)) ** (1 / 3)
-    mixed = rng.permutation(np.vstack([empty, cars]))
+    empty, mixed = _ballast_among_cars(seed, reach)
     _, alone = _segment.mode_vector(empty, bandwidth=0.04, refine=2)
     first = _segment.mode_vector(mixed, bandwidth=0.04)[1]
     assert first > 1.5 * 0.04  # the case this test is about
