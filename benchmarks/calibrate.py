@@ -6,7 +6,7 @@ Scenes are drawn by the generators of ``benchmarks/accuracy.py`` (simulator two 
 three, the independent test renderer otherwise) at the tuning base seeds 4101-4112, and by
 the third renderer (``benchmarks/scenes_third.py``) at the tuning base seeds 4201-4206
 (``--third-seeds``; since session 12: intervals fitted to two renderers' scenes held the
-truth on only 87-88 % of the third's <= 0.5 m tuning scenes), ``--n`` scenes per fine GSD
+truth on only 80 % / 75 % of these scenes at <= 0.5 m / 0.5-1 m), ``--n`` scenes per fine GSD
 band per base seed (recorded in benchmarks/heldout/README.md). For each scene the
 counter's scene-level evidence signals (``geo_evidence.core._api._count``) and the visible
 truth are cached in ``benchmarks/results/calib_<seed>_<n>.json`` (``calib_third_...`` for

@@ -66,10 +66,10 @@ CAP_PER_M = 0.65 / 15.0
 #: a lower bound above zero lost more coverage than it saved width on the tuning scenes).
 LO_A, LO_C, HI_A, HI_C = 0.0, 0.0, 1.5, 15.0
 #: Upper bound at 3 m and 10 m: what the visible track can physically hold, cars end to
-#: end on 85 % of it at a 15 m pitch. (Until session 12 it was 0.8 of ``CAP_PER_M``'s bound, fitted to
-#: the two tuning renderers, whose yards are never filled beyond ~60 % of their track; the
-#: third renderer's yards, filled to 61-79 %, fell outside it on 15-25 % of the 10 m
-#: scenes.)
+#: end on 85 % of it at a 15 m pitch. (Until session 12 the 10 m bound was 0.8 of
+#: ``CAP_PER_M``'s, fitted to the two tuning renderers, whose yards are never filled
+#: beyond ~60 % of their track; the third renderer's yards, filled to 61-79 %, fell
+#: outside it on 15-25 % of the 10 m scenes.)
 FULL_PER_M = 0.85 / 15.0
 #: Above this share of the capacity the 3 m upper bound is the capacity (packed yards:
 #: the tuning scenes hold packed yards counted at 15-20 % of their capacity).
