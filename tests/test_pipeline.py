@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from geo_evidence.aoi import load_aoi
 from geo_evidence.cli import main
 from geo_evidence.errors import SceneSourceError
-from geo_evidence.pipeline import load_counts, run_count
+from geo_evidence.pipeline import run_count
 from geo_evidence.provenance import verify_manifest
 
 # A small yard (3 tracks x ~220 m) so each scene renders and counts in well under a second.
