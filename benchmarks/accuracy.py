@@ -35,6 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # scenes_third, however this module is loaded
 
 import shapely  # noqa: E402
 
@@ -210,7 +211,6 @@ RENDERERS = ("mix", "third")
 
 def third_scene(rng: np.random.Generator, gsd: float, seed: int):
     """A scene from the third renderer (benchmarks/scenes_third.py: another style again)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import scenes_third
 
     return scenes_third.scene(rng, gsd, seed)
