@@ -169,6 +169,17 @@ def test_3m_interval_holds_a_packed_yard(seed, occupancy):
     assert res.high < visible / 12.0
 
 
+def test_3m_scene_bound_is_no_more_than_its_tracks_can_hold_together():
+    # One long cut on one of six tracks: the scene's bound, a multiple of the whole count,
+    # would reach past what the five empty tracks' own bounds and the full one's capacity
+    # allow together; the scene is capped there, and still holds the truth.
+    cars = S.cut(2, 10.0, [TYPES[i % len(TYPES)] for i in range(24)])
+    sc = S.render(n_tracks=6, length_m=400.0, gsd_m=3.0, cars=cars, seed=5, shift_m=(1.0, 0.5))
+    res = run(sc)
+    assert res.low <= sc.n_visible <= res.high, (sc.n_visible, res.count, res.low, res.high)
+    assert res.high <= sum(t.high for t in res.tracks)
+
+
 def test_3m_scene_interval_is_narrower_than_the_sum_of_track_intervals():
     # The scene's band comes from the scene's count, not from adding every track's own
     # worst case (which would put each track at its capacity at once).
