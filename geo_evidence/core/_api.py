@@ -475,7 +475,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     # a 3-car yard. Tuning 7001-7006 at <= 0.5 m: missed 438 -> 385, false
                     # 170 -> 186, F1 0.937 -> 0.941; at 0.6-1 m F1 0.800 -> 0.806 and the
                     # count within 10 % on 0.567 -> 0.617 of the scenes.
-                    delta, s_ref = _segment.mode_vector(own_r, bandwidth=max(s_yard, 0.03), refine=2)
+                    delta, s_ref = _segment.mode_vector(own_r, bandwidth=max(s_yard, 0.03), refine=2,
+                                                        first=(d_t, s_t))
                     spread = max(s_ref, noise_floor)
         z = np.sqrt(np.nansum((r - delta) ** 2, axis=1)) / spread
         z = np.where(use, z, 0.0)
