@@ -29,6 +29,13 @@ def band_views(image: np.ndarray) -> Raster:
     return Raster(image)
 
 
+#: Points per block in :func:`sample_grid`. Its temporaries (the four neighbours' indices,
+#: the gathered pixels, the weights) for a whole ribbon are megabytes, and fresh memory of
+#: that size costs more to map than the arithmetic on it; per block of this size they stay
+#: small and are reused from block to block.
+_BLOCK = 1 << 14
+
+
 def sample_grid(bands: Raster, transform: tuple, xy: np.ndarray, *, order: int = 1) -> np.ndarray:
     """Bilinear samples of every band at map points ``xy`` (..., 2); NaN outside the image.
 
@@ -38,7 +45,16 @@ def sample_grid(bands: Raster, transform: tuple, xy: np.ndarray, *, order: int =
     ``(v00 (1 - fx) + v01 fx) (1 - fy) + (v10 (1 - fx) + v11 fx) fy``.
     """
     xy = np.asarray(xy)
-    x, y = pixel_coords(transform, xy.reshape(-1, 2))
+    flat = xy.reshape(-1, 2)
+    out = np.empty((len(flat), bands.nbands), np.float32)
+    for i in range(0, len(flat), _BLOCK):
+        _bilinear_into(bands, *pixel_coords(transform, flat[i:i + _BLOCK]), out[i:i + _BLOCK])
+    return out.reshape(xy.shape[:-1] + (bands.nbands,))
+
+
+def _bilinear_into(bands: Raster, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """:func:`sample_grid` at fractional pixel columns ``x`` and rows ``y`` (corner
+    convention; both overwritten), into ``out`` (n, bands)."""
     # Array element centres sit at corner + 0.5 pixel.
     x -= 0.5
     y -= 0.5
@@ -82,10 +98,9 @@ def sample_grid(bands: Raster, transform: tuple, xy: np.ndarray, *, order: int =
     top *= 1 - fy
     bot *= fy
     top += bot
-    out = np.ascontiguousarray(top.T)
+    out[...] = top.T
     if outside.any():
         out[outside] = np.nan
-    return out.reshape(xy.shape[:-1] + (bands.nbands,))
 
 
 def sample_mask(mask: np.ndarray | None, transform: tuple, xy: np.ndarray, *, default: bool) -> np.ndarray:
