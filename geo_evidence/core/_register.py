@@ -181,26 +181,39 @@ class _Scorer:
         ``extra`` moves every chunk that many metres more along its own normal.
         """
         c = cands.astype(np.float32)
-        fi = c[:, 0:1] * self.nx + c[:, 1:2] * self.ny
-        fi += c[:, 2:3] * self.a
+        # fi = dx n_x + dy n_y + theta a + base, on one (candidates, chunks) plane and a
+        # second for the terms.
+        fi = np.multiply(c[:, 0:1], self.nx)
+        term = np.multiply(c[:, 1:2], self.ny)
+        fi += term
+        fi += np.multiply(c[:, 2:3], self.a, out=term)
         fi += self.base + np.float32(extra / self.step)
         i0 = np.floor(fi)
         idx = i0.astype(np.int64)
         if self.up:
             np.clip(idx, 0, self.n - 1, out=idx)
             idx += self.row
-            return self.table[idx]
-        w = fi - i0
+            return np.take(self.table, idx)
         # Outside the ribbon (the first real entry to the last one, exclusive, as before
         # the padding) nothing is read.
         out = (idx < 1) | (idx >= self.n - 2)
         np.clip(idx, 0, self.n - 2, out=idx)
         idx += self.row
-        v = self.table[idx] * (1 - w) + self.table[idx + 1] * w
+        # v = table[idx] (1 - w) + table[idx + 1] w with w = fi - i0, in place: the
+        # (candidates, chunks) temporaries are what this costs.
+        w = np.subtract(fi, i0, out=fi)
+        v = np.take(self.table, idx)
+        v *= np.subtract(1, w, out=i0)
+        idx += 1
+        v1 = np.take(self.table, idx)
+        v1 *= w
+        v += v1
         v[out] = 0.0
         return v
 
-    def total(self, cands: np.ndarray, batch: int = 1024) -> np.ndarray:
+    def total(self, cands: np.ndarray, batch: int = 256) -> np.ndarray:
+        # Batches of a few hundred candidates keep the (candidates, chunks) temporaries
+        # small enough to be reused from batch to batch (each candidate's sum is its own).
         if not len(cands):
             return np.zeros(0)
         return np.concatenate([self.per_chunk(cands[i : i + batch]).sum(axis=1, dtype=np.float64)
