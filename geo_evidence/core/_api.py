@@ -11,9 +11,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d, uniform_filter1d
 
 from geo_evidence.core import _classify, _coarse, _interval, _segment
-from geo_evidence.core._geometry import gsd_of, points_in_polygons, resample_line, to_pixel
+from geo_evidence.core._geometry import gsd_of, pixel_coords, points_in_polygons, resample_line, to_pixel
 from geo_evidence.core._register import Registration, identity, register
-from geo_evidence.core._ribbon import band_scale, band_views, inside_image, sample_grid, sample_mask, to_features
+from geo_evidence.core._ribbon import (band_scale, band_views, inside_image, inside_pixels, mask_at_pixels, ribbon_pixels,
+                                       sample_pixels, to_features)
 from geo_evidence.core._validate import validate_inputs
 
 #: A stretch is textured where its along-track texture exceeds this multiple of the
@@ -243,11 +244,11 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
             # fill the ribbon and mimic car edges, so that length is not analysed.
             excl = excl | (_neighbour_distance(xy0, t, trees) < p.min_spacing_m)
         xy = reg.apply(xy0, nrm, t)
-        grid = xy[:, None, :] + nrm[:, None, :] * offsets[None, :, None]
-        raw = sample_grid(bands, transform, grid)
+        col, row = ribbon_pixels(transform, xy, nrm, offsets)
+        raw = sample_pixels(bands, col, row)
         usable = usable_at(xy) & ~excl
         offimage_m = float((~inside_image(image.shape, transform, xy) & ~excl).sum() * a)
-        raw[~usable_at(grid)] = np.nan
+        raw[~usable_at.pixels(col, row)] = np.nan
         per.append({"s": s, "xy": xy, "nrm": nrm, "usable": usable, "excl": excl, "tf": transform, "offimage_m": offimage_m})
         raws.append(raw)
     lo, hi = band_scale(np.concatenate([r[u].reshape(-1, r.shape[-1]) for r, u in zip(raws, (q["usable"] for q in per))]) if any(q["usable"].any() for q in per) else np.zeros((1, bands.nbands)))
@@ -324,20 +325,30 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
                        detections=detections, registration=regd), signals
 
 
-def _usable_fn(shape: tuple, transform: tuple, valid, cloud):
+def _usable_fn(shape: tuple, transform: tuple, valid, cloud) -> "_Usable":
     """``usable_at(xy)``: inside the image, not nodata, not cloud (``valid``/``cloud`` as
-    validated by ``validate_inputs``)."""
-    usable_img = valid.copy() if valid is not None else None
-    if cloud is not None:
-        usable_img = (~cloud) if usable_img is None else (usable_img & ~cloud)
+    validated by ``validate_inputs``); ``usable_at.pixels(col, row)`` at pixel coordinates."""
+    return _Usable(shape, transform, valid, cloud)
 
-    def usable_at(xy: np.ndarray) -> np.ndarray:
-        ok = inside_image(shape, transform, xy)
-        if usable_img is not None:
-            ok &= sample_mask(usable_img, transform, xy, default=True)
+
+class _Usable:
+    """See :func:`_usable_fn`. The pixel form serves the ribbons, whose pixel coordinates
+    are computed once for their samples and their masks alike."""
+
+    def __init__(self, shape: tuple, transform: tuple, valid, cloud):
+        usable_img = valid.copy() if valid is not None else None
+        if cloud is not None:
+            usable_img = (~cloud) if usable_img is None else (usable_img & ~cloud)
+        self.shape, self.transform, self.mask = shape, transform, usable_img
+
+    def __call__(self, xy: np.ndarray) -> np.ndarray:
+        return self.pixels(*pixel_coords(self.transform, xy))
+
+    def pixels(self, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+        ok = inside_pixels(self.shape, col, row)
+        if self.mask is not None:
+            ok &= mask_at_pixels(self.mask, col, row)
         return ok
-
-    return usable_at
 
 
 def _registration(bands, transform: tuple, lines: list, gsd: float, p: CountParams, usable_at) -> Registration:

@@ -41,7 +41,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter, uniform_filter1d
 
 from geo_evidence.core._geometry import resample_line
-from geo_evidence.core._ribbon import band_scale, sample_grid, to_features
+from geo_evidence.core._ribbon import band_scale, ribbon_pixels, sample_pixels, to_features
 
 #: Upsampling of the chunk-group profiles for the nearest-index coarse ranking (<= h / 16).
 _UP = 8
@@ -249,10 +249,17 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
 
     samples = [resample_line(line, step_along) for line in lines]
     # All tracks' ribbons in one sampling call, one scale for all tracks.
-    grid = np.concatenate([xy[:, None, :] + nrm[:, None, :] * o_full[None, :, None] for _, xy, nrm in samples])
-    raw = sample_grid(bands, transform, grid)
+    px = [ribbon_pixels(transform, xy, nrm, o_full) for _, xy, nrm in samples]
+    col, row = np.concatenate([c for c, _ in px]), np.concatenate([r for _, r in px])
+    raw = sample_pixels(bands, col, row)
     if valid_fn is not None:
-        raw[~valid_fn(grid)] = np.nan
+        # The counter's own mask reads the ribbon's pixel coordinates (``pixels``); any
+        # other callable gets the map points.
+        if hasattr(valid_fn, "pixels"):
+            ok = valid_fn.pixels(col, row)
+        else:
+            ok = valid_fn(np.concatenate([xy[:, None, :] + nrm[:, None, :] * o_full[None, :, None] for _, xy, nrm in samples]))
+        raw[~ok] = np.nan
     lo, hi = band_scale(raw.reshape(-1, raw.shape[-1]))
     # Channel-first: every term below works along the offsets of contiguous rows.
     F = np.ascontiguousarray(np.moveaxis(to_features(raw, lo, hi), -1, 0))
