@@ -442,7 +442,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         # empty track: where one colour of car fills most of a yard, the densest
         # appearance would otherwise be that car, and empty ballast would stand out instead.
         q["chain"] = np.zeros(len(r), bool)
-        q["soft_steps"] = _segment.step_segments(q["c"], q["usable"], step=a, k=5.0)
+        q["steps"] = _segment.step_profile(q["c"], q["usable"], step=a)  # searched again below
+        q["soft_steps"] = _segment.step_segments(q["c"], q["usable"], step=a, k=5.0, profile=q["steps"])
         for (s0, s1), inside in zip(q["soft_steps"], _chained(q["soft_steps"], a)):
             if inside:
                 q["chain"][s0:s1] = True
@@ -609,7 +610,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             zt = np.sqrt(np.nansum((q["c"] - empty_ref[0]) ** 2, axis=1)) / max(empty_ref[1], noise_floor)
         lifted = False
         e = max(int(round(1.0 / a)), 1)
-        segs = _segment.step_segments(q["c"], q["usable"], step=a, max_len_m=45.0 if zt is not None else 22.5)
+        segs = _segment.step_segments(q["c"], q["usable"], step=a, max_len_m=45.0 if zt is not None else 22.5,
+                                      profile=q["steps"])
         # A car between two cars of a cut, inside the cut's coupler rhythm, is lifted too
         # (a chain of one-car stretches is joint evidence, so its steps may be fainter).
         soft = q["soft_steps"]

@@ -16,11 +16,16 @@ def nan_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
         return x
     ok = np.isfinite(x)
     v = np.where(ok, x, 0.0)
-    w = gaussian_filter1d(ok.astype(np.float64), sigma, axis=0, mode="nearest")
+    if ok.ndim == 2 and ok.shape[1] > 1 and (ok == ok[:, :1]).all():
+        # Every column has the same gaps (the channels of one profile, the offsets of a
+        # ribbon away from cloud and image edges): their weights are one column's.
+        w = gaussian_filter1d(ok[:, :1].astype(np.float64), sigma, axis=0, mode="nearest")
+    else:
+        w = gaussian_filter1d(ok.astype(np.float64), sigma, axis=0, mode="nearest")
     v = gaussian_filter1d(v.astype(np.float64), sigma, axis=0, mode="nearest")
     with np.errstate(invalid="ignore", divide="ignore"):
         out = v / w
-    out[w < 1e-3] = np.nan
+    out[np.broadcast_to(w < 1e-3, out.shape)] = np.nan
     return out
 
 
@@ -264,22 +269,22 @@ def local_min(x: np.ndarray, size: int) -> np.ndarray:
     return minimum_filter1d(x, size, mode="nearest")
 
 
-def step_segments(c: np.ndarray, usable: np.ndarray, *, step: float, w_m: float = 2.0,
-                  min_len_m: float = 10.5, max_len_m: float = 22.5, k: float = 8.0) -> list[tuple[int, int]]:
-    """Stretches bounded by sharp along-track steps at both ends, one car long.
+_UNSET = object()
 
-    A car's ends are abrupt changes of tone or colour along the track, even when its body
-    is close to the ballast in tone (a pale flat car, a car standing in a neighbour's
-    shadow): the mean colour over ``w_m`` before a sample differs from the mean over
-    ``w_m`` after it. Step strength is compared with its own typical level on this track
-    (median plus ``k`` robust deviations), so the test adapts to the image's noise and
-    texture. Returns (start, stop) sample pairs between consecutive steps whose length
-    fits one freight car; whether they hold a car is left to the caller.
+
+def step_profile(c: np.ndarray, usable: np.ndarray, *, step: float, w_m: float = 2.0):
+    """The along-track step strength of :func:`step_segments` and its typical level.
+
+    Returns ``(d, med, mad, ok)``: per sample, how far the mean colour over ``w_m`` before
+    it lies from the mean over ``w_m`` after it (0 where either window is not fully
+    usable), the median and robust deviation of that strength over the samples where it
+    is defined, and which samples are usable; ``None`` where the track is too short or
+    too little of it is usable to tell.
     """
     n = len(c)
     w = max(int(round(w_m / step)), 2)
     if n < 4 * w:
-        return []
+        return None
     ok = usable & np.isfinite(c).all(axis=1)
     v = np.where(ok[:, None], c, 0.0)
     cs = np.vstack([np.zeros((1, c.shape[1])), np.cumsum(v, axis=0)])
@@ -294,9 +299,33 @@ def step_segments(c: np.ndarray, usable: np.ndarray, *, step: float, w_m: float 
     d[i] = np.where(full, np.sqrt(((ml - mr) ** 2).sum(axis=1)), 0.0)
     dv = d[i][full[: len(i)]]
     if dv.size < 40:
-        return []
+        return None
     med = float(np.median(dv))
     mad = float(np.median(np.abs(dv - med))) * 1.4826
+    return d, med, mad, ok
+
+
+def step_segments(c: np.ndarray, usable: np.ndarray, *, step: float, w_m: float = 2.0,
+                  min_len_m: float = 10.5, max_len_m: float = 22.5, k: float = 8.0,
+                  profile=_UNSET) -> list[tuple[int, int]]:
+    """Stretches bounded by sharp along-track steps at both ends, one car long.
+
+    A car's ends are abrupt changes of tone or colour along the track, even when its body
+    is close to the ballast in tone (a pale flat car, a car standing in a neighbour's
+    shadow): the mean colour over ``w_m`` before a sample differs from the mean over
+    ``w_m`` after it. Step strength is compared with its own typical level on this track
+    (median plus ``k`` robust deviations), so the test adapts to the image's noise and
+    texture. Returns (start, stop) sample pairs between consecutive steps whose length
+    fits one freight car; whether they hold a car is left to the caller.
+
+    ``profile``: what :func:`step_profile` returns for these ``c``, ``usable``, ``step``
+    and ``w_m``, when the caller has it already (a track is searched with two ``k``).
+    """
+    if profile is _UNSET:
+        profile = step_profile(c, usable, step=step, w_m=w_m)
+    if profile is None:
+        return []
+    d, med, mad, ok = profile
     thr = med + k * max(mad, 1e-6)
     m = max(int(round(1.5 / step)), 1)
     peaks = np.flatnonzero((d >= thr) & (d >= maximum_filter1d(d, 2 * m + 1, mode="nearest") - 1e-12))
