@@ -743,6 +743,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
         q["runs"] = _run_stats(q, q["occ"])
     track_results, detections, cands = [], [], []
+    fill_cols = np.abs(offsets) <= 1.25  # the middle 2.5 m of the body-fill test below
     for t, q in enumerate(per):
         z, occ, delta, spread = q["z"], q["occ"].copy(), q["delta"], q["spread"]
         for s0, s1, cl, sl, sr, cv, slv, srv in q["runs"]:
@@ -850,8 +851,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                 # more cars than it saved (F1 0.800 -> 0.797), so it is not used there.
                 if gsd <= 0.5:
                     with np.errstate(invalid="ignore"):
-                        dev = np.sqrt(np.nansum((q["F"][i0:i1] - q["bg"][i0:i1, None, :] - delta) ** 2, axis=-1)) / spread
-                    if float(np.mean(dev[:, np.abs(offsets) <= 1.25] > p.z_low)) < BODY_FILL_MIN:
+                        dev = np.sqrt(np.nansum((q["F"][i0:i1, fill_cols] - q["bg"][i0:i1, None, :] - delta) ** 2, axis=-1)) / spread
+                    if float(np.mean(dev > p.z_low)) < BODY_FILL_MIN:
                         continue
                 cands.append({"t": t, "score": min(ml, mr) + zc, "ell": ell, "i0": i0, "i1": i1,
                               "det": Detection(track=names[t], car_type=ctype, confidence=conf, length_m=float(ell),

@@ -193,12 +193,17 @@ def split_run(gap: np.ndarray, step: float, *, cut_weight: float = 4.0, cut_thre
     x_m = xs * step
     lo_idx = np.searchsorted(x_m, x_m - max_len, side="left")
     hi_idx = np.searchsorted(x_m, x_m - min_len, side="right")
+    # The length penalty of every piece (j, i) the loop below weighs, in one call: cut i's
+    # pieces are pen[first[i]:first[i + 1]], for j from lo_idx[i] up.
+    cnt = np.maximum(hi_idx - lo_idx, 0)
+    first = np.concatenate([[0], np.cumsum(cnt)])
+    ii = np.repeat(np.arange(M), cnt)
+    pen = length_penalty(x_m[ii] - x_m[np.arange(first[-1]) - first[ii] + lo_idx[ii]])
     for i in range(1, M):
         j0, j1 = lo_idx[i], hi_idx[i]
         if j1 <= j0:
             continue
-        ell = x_m[i] - x_m[j0:j1]
-        cand = best[j0:j1] - length_penalty(ell)
+        cand = best[j0:j1] - pen[first[i]:first[i + 1]]
         j = int(np.argmax(cand))
         if not np.isfinite(cand[j]):
             continue
@@ -232,14 +237,11 @@ def gap_score(z: np.ndarray, colour: np.ndarray, *, step: float, sigma: float,
     point-to-point change, which still sees that texture.
     """
     w = max(int(round(1.5 / step)), 1)
-    zmax = np.maximum(maximum_filter1d(z, 2 * w + 1, mode="nearest"), 1e-6)
     # The dip must be flanked by car on both sides.
-    left = np.roll(maximum_filter1d(z, w + 1, mode="nearest", origin=w // 2), 0)
     zl = maximum_filter1d(z, w, origin=(w - 1) // 2, mode="nearest")
     zr = maximum_filter1d(z, w, origin=-((w - 1) // 2), mode="nearest")
     flank = np.minimum(zl, zr)
     dip = np.clip((flank - z) / np.maximum(flank, 1e-6), 0, 1)
-    del left, zmax
     k = max(int(round(1.0 / step)), 1)
     k0 = max(int(round(change_m[0] / step)), 1)
     k2 = max(int(round(change_m[1] / step)), k0)
