@@ -54,6 +54,8 @@ _VOTE_SAT = 4.0
 _FLOOR = 0.25
 #: Prior against large shifts when choosing between distinct registration hypotheses.
 _SMALL_SHIFT_PRIOR = 0.08
+#: Ribbon samples per block when computing the track-ness profiles.
+_ROWS = 512
 
 
 @dataclass
@@ -258,28 +260,35 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
         if hasattr(valid_fn, "pixels"):
             ok = valid_fn.pixels(col, row)
         else:
-            ok = valid_fn(np.concatenate([xy[:, None, :] + nrm[:, None, :] * o_full[None, :, None] for _, xy, nrm in samples]))
+            grid = [xy[:, None, :] + nrm[:, None, :] * o_full[None, :, None] for _, xy, nrm in samples]
+            ok = valid_fn(np.concatenate(grid))
         raw[~ok] = np.nan
     lo, hi = band_scale(raw.reshape(-1, raw.shape[-1]))
-    # Channel-first: every term below works along the offsets of contiguous rows.
-    F = np.ascontiguousarray(np.moveaxis(to_features(raw, lo, hi), -1, 0))
-    if h < 0.45 or (F.shape[0] == 1 and gsd <= 0.55):
-        # Below ~0.45 m the rails of an empty track are resolved: thin lateral lines inside
-        # the bed, not edges of a car-wide feature, yet they fill the edge-pair profile with
-        # responses and break the body term's uniformity, so the bed scores no better than
-        # its own edge beside bare ground (empty test-renderer yards at 0.3 m slipped ~3.5 m
-        # in 12 of 17). A lateral median over ~1.2 m removes them and keeps the edges of
-        # anything wider. (Tried at 0.5 m as well: it fixed 3 of 14 empty 0.5 m yards but
-        # made the 0.5 m sample scenes worse, e.g. 2024-06-17 254 -> 248 of 261 cars.)
-        # Panchromatic imagery gets it up to 0.55 m: there brightness is all there is, and
-        # the rails, still resolved at 0.5 m, pull the lines ~3 m sideways into the gap
-        # between two beds (test-renderer 4-track yards: 4 of 8 slipped, none with it);
-        # in colour the chroma channels show the bed without its rails.
-        F = median_filter(F, size=(1, 1, 2 * int(round(0.6 / h)) + 1), mode="nearest")
-    sc = _edge_pair_score(F, h, n_pad, len(o_centres), half_car, max(0.5, h, 0.75 * gsd))
-    if body_weight:
-        sc = sc + body_weight * _body_score(F, h, n_pad, len(o_centres))
-    sc = np.nan_to_num(sc)
+    # Track-ness per sample, one block of samples at a time: every term works within a
+    # sample's own row of offsets, and per block the feature planes stay small enough to
+    # be reused rather than mapped afresh (the whole ribbon's are tens of megabytes).
+    def trackness(block):
+        # Channel-first: every term below works along the offsets of contiguous rows.
+        F = np.ascontiguousarray(np.moveaxis(to_features(block, lo, hi), -1, 0))
+        if h < 0.45 or (F.shape[0] == 1 and gsd <= 0.55):
+            # Below ~0.45 m the rails of an empty track are resolved: thin lateral lines inside
+            # the bed, not edges of a car-wide feature, yet they fill the edge-pair profile with
+            # responses and break the body term's uniformity, so the bed scores no better than
+            # its own edge beside bare ground (empty test-renderer yards at 0.3 m slipped ~3.5 m
+            # in 12 of 17). A lateral median over ~1.2 m removes them and keeps the edges of
+            # anything wider. (Tried at 0.5 m as well: it fixed 3 of 14 empty 0.5 m yards but
+            # made the 0.5 m sample scenes worse, e.g. 2024-06-17 254 -> 248 of 261 cars.)
+            # Panchromatic imagery gets it up to 0.55 m: there brightness is all there is, and
+            # the rails, still resolved at 0.5 m, pull the lines ~3 m sideways into the gap
+            # between two beds (test-renderer 4-track yards: 4 of 8 slipped, none with it);
+            # in colour the chroma channels show the bed without its rails.
+            F = median_filter(F, size=(1, 1, 2 * int(round(0.6 / h)) + 1), mode="nearest")
+        sc = _edge_pair_score(F, h, n_pad, len(o_centres), half_car, max(0.5, h, 0.75 * gsd))
+        if body_weight:
+            sc = sc + body_weight * _body_score(F, h, n_pad, len(o_centres))
+        return np.nan_to_num(sc)
+
+    sc = np.concatenate([trackness(raw[i:i + _ROWS]) for i in range(0, len(raw), _ROWS)])
 
     # Per-chunk sums (20 m chunks, numbered per track).
     bounds = np.cumsum([0] + [len(s) for s, _, _ in samples])
