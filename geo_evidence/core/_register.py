@@ -28,9 +28,9 @@ must not trip on dark cars with their shadows, which look as wide and flat as a 
 
 The search is coarse to fine: the full coarse grid ranked on chunk groups of ~60 m (profiles
 upsampled to h/8, read by nearest index), the best coarse cells re-scored exactly on the 20 m
-chunks, then the fine grid around the best few. Features are computed channel-first on all
-tracks' ribbons at once, in float32. The result is the same registration as the exhaustive
-coarse grid at about a third of the cost.
+chunks, then the fine grid around the best few. All tracks' ribbons are sampled in one call;
+features are computed channel-first, in float32, on blocks of samples. The result is the same
+registration as the exhaustive coarse grid at about a third of the cost.
 """
 
 from __future__ import annotations
