@@ -7,7 +7,8 @@ import pytest
 from scipy import ndimage
 
 from geo_evidence.core._geometry import pixel_coords, to_pixel
-from geo_evidence.core._ribbon import band_scale, band_views, inside_image, sample_grid, sample_mask, to_features
+from geo_evidence.core._ribbon import (band_scale, band_views, inside_image, inside_pixels, mask_at_pixels, ribbon_pixels,
+                                       sample_grid, sample_mask, sample_pixels, to_features)
 
 # 0.5 m pixels, north-up, and a slightly rotated grid (the general affine path).
 TRANSFORMS = [
@@ -108,3 +109,24 @@ def test_band_scale_ignores_samples_outside_the_image():
     assert lo[0] == pytest.approx(2.0, abs=0.1) and hi[0] == pytest.approx(98.0, abs=0.1)
     lo, hi = band_scale(np.full((10, 3), np.nan, np.float32))
     assert np.all(lo == 0) and np.all(hi == 1)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_a_ribbon_sampled_from_its_pixel_planes_is_the_ribbon_sampled_from_its_grid(transform):
+    # The counter samples each ribbon (and looks up its masks) from pixel planes computed
+    # once; they must give the very numbers of the map-space grid, bit for bit.
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 4000, (60, 80, 3)).astype(np.uint16)
+    mask = rng.random((60, 80)) > 0.3
+    xy = _points(transform, (60, 80), 300, rng)
+    nrm = rng.normal(size=(300, 2))
+    nrm /= np.hypot(nrm[:, 0], nrm[:, 1])[:, None]
+    offsets = np.arange(-2.75, 2.76, 0.25)
+    grid = xy[:, None, :] + nrm[:, None, :] * offsets[None, :, None]
+    col, row = ribbon_pixels(transform, xy, nrm, offsets)
+    pc, pr = pixel_coords(transform, grid)
+    assert np.array_equal(col, pc) and np.array_equal(row, pr)
+    bands = band_views(image)
+    np.testing.assert_array_equal(sample_pixels(bands, col, row), sample_grid(bands, transform, grid))
+    assert np.array_equal(mask_at_pixels(mask, col, row), sample_mask(mask, transform, grid, default=True))
+    assert np.array_equal(inside_pixels(mask.shape, col, row), inside_image(mask.shape, transform, grid))

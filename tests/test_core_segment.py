@@ -123,3 +123,23 @@ def test_the_noise_of_empty_track_is_measured_among_cars_crowding_its_look(seed,
     assert first > 1.5 * 0.04  # the case this test is about
     _, spread = _segment.mode_vector(mixed, bandwidth=0.04, refine=2)
     assert spread < 1.5 * alone, f"spread {spread:.3f} against the ballast's own {alone:.3f}"
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_pair_distances_are_bit_for_bit_those_of_the_broadcast_sum(channels):
+    # mode_vector's distances are built channel by channel for speed; they must stay the
+    # very numbers of the plain broadcast expression (which numpy sums left to right), or
+    # the mode, and every count after it, could move.
+    rng = np.random.default_rng(channels)
+    x = rng.normal(size=(1500, channels)) * 10.0 ** rng.integers(-4, 4, size=(1500, channels))
+    a, b = x[::25], x
+    plain = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    assert np.array_equal(_segment._pair_distances(a, b), plain)
+
+
+def test_mode_vector_refined_from_a_given_first_estimate_is_the_same():
+    empty, mixed = _ballast_among_cars(0, 0.12)
+    first = _segment.mode_vector(mixed, bandwidth=0.04)
+    m0, s0 = _segment.mode_vector(mixed, bandwidth=0.04, refine=2)
+    m1, s1 = _segment.mode_vector(mixed, bandwidth=0.04, refine=2, first=first)
+    assert np.array_equal(m0, m1) and s0 == s1

@@ -11,9 +11,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d, uniform_filter1d
 
 from geo_evidence.core import _classify, _coarse, _interval, _segment
-from geo_evidence.core._geometry import gsd_of, points_in_polygons, resample_line, to_pixel
+from geo_evidence.core._geometry import gsd_of, pixel_coords, points_in_polygons, resample_line, to_pixel
 from geo_evidence.core._register import Registration, identity, register
-from geo_evidence.core._ribbon import band_scale, band_views, inside_image, sample_grid, sample_mask, to_features
+from geo_evidence.core._ribbon import (band_scale, band_views, inside_image, inside_pixels, mask_at_pixels, ribbon_pixels,
+                                       sample_pixels, to_features)
 from geo_evidence.core._validate import validate_inputs
 
 #: A stretch is textured where its along-track texture exceeds this multiple of the
@@ -243,11 +244,11 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
             # fill the ribbon and mimic car edges, so that length is not analysed.
             excl = excl | (_neighbour_distance(xy0, t, trees) < p.min_spacing_m)
         xy = reg.apply(xy0, nrm, t)
-        grid = xy[:, None, :] + nrm[:, None, :] * offsets[None, :, None]
-        raw = sample_grid(bands, transform, grid)
+        col, row = ribbon_pixels(transform, xy, nrm, offsets)
+        raw = sample_pixels(bands, col, row)
         usable = usable_at(xy) & ~excl
         offimage_m = float((~inside_image(image.shape, transform, xy) & ~excl).sum() * a)
-        raw[~usable_at(grid)] = np.nan
+        raw[~usable_at.pixels(col, row)] = np.nan
         per.append({"s": s, "xy": xy, "nrm": nrm, "usable": usable, "excl": excl, "tf": transform, "offimage_m": offimage_m})
         raws.append(raw)
     lo, hi = band_scale(np.concatenate([r[u].reshape(-1, r.shape[-1]) for r, u in zip(raws, (q["usable"] for q in per))]) if any(q["usable"].any() for q in per) else np.zeros((1, bands.nbands)))
@@ -324,20 +325,30 @@ def _count(image, *, transform, tracks, track_names=None, valid=None, cloud=None
                        detections=detections, registration=regd), signals
 
 
-def _usable_fn(shape: tuple, transform: tuple, valid, cloud):
+def _usable_fn(shape: tuple, transform: tuple, valid, cloud) -> "_Usable":
     """``usable_at(xy)``: inside the image, not nodata, not cloud (``valid``/``cloud`` as
-    validated by ``validate_inputs``)."""
-    usable_img = valid.copy() if valid is not None else None
-    if cloud is not None:
-        usable_img = (~cloud) if usable_img is None else (usable_img & ~cloud)
+    validated by ``validate_inputs``); ``usable_at.pixels(col, row)`` at pixel coordinates."""
+    return _Usable(shape, transform, valid, cloud)
 
-    def usable_at(xy: np.ndarray) -> np.ndarray:
-        ok = inside_image(shape, transform, xy)
-        if usable_img is not None:
-            ok &= sample_mask(usable_img, transform, xy, default=True)
+
+class _Usable:
+    """See :func:`_usable_fn`. The pixel form serves the ribbons, whose pixel coordinates
+    are computed once for their samples and their masks alike."""
+
+    def __init__(self, shape: tuple, transform: tuple, valid, cloud):
+        usable_img = valid.copy() if valid is not None else None
+        if cloud is not None:
+            usable_img = (~cloud) if usable_img is None else (usable_img & ~cloud)
+        self.shape, self.transform, self.mask = shape, transform, usable_img
+
+    def __call__(self, xy: np.ndarray) -> np.ndarray:
+        return self.pixels(*pixel_coords(self.transform, xy))
+
+    def pixels(self, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+        ok = inside_pixels(self.shape, col, row)
+        if self.mask is not None:
+            ok &= mask_at_pixels(self.mask, col, row)
         return ok
-
-    return usable_at
 
 
 def _registration(bands, transform: tuple, lines: list, gsd: float, p: CountParams, usable_at) -> Registration:
@@ -431,7 +442,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         # empty track: where one colour of car fills most of a yard, the densest
         # appearance would otherwise be that car, and empty ballast would stand out instead.
         q["chain"] = np.zeros(len(r), bool)
-        q["soft_steps"] = _segment.step_segments(q["c"], q["usable"], step=a, k=5.0)
+        q["steps"] = _segment.step_profile(q["c"], q["usable"], step=a)  # searched again below
+        q["soft_steps"] = _segment.step_segments(q["c"], q["usable"], step=a, k=5.0, profile=q["steps"])
         for (s0, s1), inside in zip(q["soft_steps"], _chained(q["soft_steps"], a)):
             if inside:
                 q["chain"][s0:s1] = True
@@ -475,7 +487,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                     # a 3-car yard. Tuning 7001-7006 at <= 0.5 m: missed 438 -> 385, false
                     # 170 -> 186, F1 0.937 -> 0.941; at 0.6-1 m F1 0.800 -> 0.806 and the
                     # count within 10 % on 0.567 -> 0.617 of the scenes.
-                    delta, s_ref = _segment.mode_vector(own_r, bandwidth=max(s_yard, 0.03), refine=2)
+                    delta, s_ref = _segment.mode_vector(own_r, bandwidth=max(s_yard, 0.03), refine=2,
+                                                        first=(d_t, s_t))
                     spread = max(s_ref, noise_floor)
         z = np.sqrt(np.nansum((r - delta) ** 2, axis=1)) / spread
         z = np.where(use, z, 0.0)
@@ -597,7 +610,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
             zt = np.sqrt(np.nansum((q["c"] - empty_ref[0]) ** 2, axis=1)) / max(empty_ref[1], noise_floor)
         lifted = False
         e = max(int(round(1.0 / a)), 1)
-        segs = _segment.step_segments(q["c"], q["usable"], step=a, max_len_m=45.0 if zt is not None else 22.5)
+        segs = _segment.step_segments(q["c"], q["usable"], step=a, max_len_m=45.0 if zt is not None else 22.5,
+                                      profile=q["steps"])
         # A car between two cars of a cut, inside the cut's coupler rhythm, is lifted too
         # (a chain of one-car stretches is joint evidence, so its steps may be fainter).
         soft = q["soft_steps"]
@@ -729,6 +743,7 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
         q["occ"] = _segment.occupied_mask(q["z"], q["usable"], step=a, lo=p.z_low, hi=p.z_high, close_m=0.5, min_run_m=5.0)
         q["runs"] = _run_stats(q, q["occ"])
     track_results, detections, cands = [], [], []
+    fill_cols = np.abs(offsets) <= 1.25  # the middle 2.5 m of the body-fill test below
     for t, q in enumerate(per):
         z, occ, delta, spread = q["z"], q["occ"].copy(), q["delta"], q["spread"]
         for s0, s1, cl, sl, sr, cv, slv, srv in q["runs"]:
@@ -836,8 +851,8 @@ def _individual(per, names, offsets, a, gsd, p, h_off):
                 # more cars than it saved (F1 0.800 -> 0.797), so it is not used there.
                 if gsd <= 0.5:
                     with np.errstate(invalid="ignore"):
-                        dev = np.sqrt(np.nansum((q["F"][i0:i1] - q["bg"][i0:i1, None, :] - delta) ** 2, axis=-1)) / spread
-                    if float(np.mean(dev[:, np.abs(offsets) <= 1.25] > p.z_low)) < BODY_FILL_MIN:
+                        dev = np.sqrt(np.nansum((q["F"][i0:i1, fill_cols] - q["bg"][i0:i1, None, :] - delta) ** 2, axis=-1)) / spread
+                    if float(np.mean(dev > p.z_low)) < BODY_FILL_MIN:
                         continue
                 cands.append({"t": t, "score": min(ml, mr) + zc, "ell": ell, "i0": i0, "i1": i1,
                               "det": Detection(track=names[t], car_type=ctype, confidence=conf, length_m=float(ell),

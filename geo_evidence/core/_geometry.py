@@ -6,15 +6,15 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 
-def _to_pixel_into(transform: tuple, xy: np.ndarray, col: np.ndarray, row: np.ndarray) -> None:
+def _to_pixel_into(transform: tuple, mx: np.ndarray, my: np.ndarray, col: np.ndarray, row: np.ndarray) -> None:
     a, b, c, d, e, f = transform
     det = a * e - b * d
     # In-place ufuncs: the ribbons call this on grids of ~10^5 points several times per
     # track, where temporaries dominate the cost. The operations and their order are those
     # of (e*x - b*y)/det and (-d*x + a*y)/det; the rotation terms are skipped on a north-up
     # grid, where they only add +-0.
-    x = np.subtract(xy[..., 0], c)
-    y = np.subtract(xy[..., 1], f)
+    x = np.subtract(mx, c)
+    y = np.subtract(my, f)
     np.multiply(x, e, out=col)
     np.multiply(y, a, out=row)
     if b != 0.0 or d != 0.0:
@@ -28,17 +28,22 @@ def to_pixel(transform: tuple, xy: np.ndarray) -> np.ndarray:
     """Map (x, y) -> fractional pixel (col, row), corner convention like GDAL."""
     xy = np.asarray(xy)
     out = np.empty(xy.shape[:-1] + (2,), dtype=np.result_type(xy.dtype, 1.0))
-    _to_pixel_into(transform, xy, out[..., 0], out[..., 1])
+    _to_pixel_into(transform, xy[..., 0], xy[..., 1], out[..., 0], out[..., 1])
     return out
 
 
 def pixel_coords(transform: tuple, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """As :func:`to_pixel`, but the columns and rows as two contiguous arrays ``xy.shape[:-1]``."""
     xy = np.asarray(xy)
-    dtype = np.result_type(xy.dtype, 1.0)
-    col = np.empty(xy.shape[:-1], dtype=dtype)
-    row = np.empty(xy.shape[:-1], dtype=dtype)
-    _to_pixel_into(transform, xy, col, row)
+    return pixel_planes(transform, xy[..., 0], xy[..., 1])
+
+
+def pixel_planes(transform: tuple, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`pixel_coords`, from the map x and y as two arrays of one shape."""
+    dtype = np.result_type(x.dtype, 1.0)
+    col = np.empty(x.shape, dtype=dtype)
+    row = np.empty(x.shape, dtype=dtype)
+    _to_pixel_into(transform, x, y, col, row)
     return col, row
 
 

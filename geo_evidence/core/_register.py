@@ -28,9 +28,9 @@ must not trip on dark cars with their shadows, which look as wide and flat as a 
 
 The search is coarse to fine: the full coarse grid ranked on chunk groups of ~60 m (profiles
 upsampled to h/8, read by nearest index), the best coarse cells re-scored exactly on the 20 m
-chunks, then the fine grid around the best few. Features are computed channel-first on all
-tracks' ribbons at once, in float32. The result is the same registration as the exhaustive
-coarse grid at about a third of the cost.
+chunks, then the fine grid around the best few. All tracks' ribbons are sampled in one call;
+features are computed channel-first, in float32, on blocks of samples. The result is the same
+registration as the exhaustive coarse grid at about a third of the cost.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter, uniform_filter1d
 
 from geo_evidence.core._geometry import resample_line
-from geo_evidence.core._ribbon import band_scale, sample_grid, to_features
+from geo_evidence.core._ribbon import band_scale, ribbon_pixels, sample_pixels, to_features
 
 #: Upsampling of the chunk-group profiles for the nearest-index coarse ranking (<= h / 16).
 _UP = 8
@@ -54,6 +54,8 @@ _VOTE_SAT = 4.0
 _FLOOR = 0.25
 #: Prior against large shifts when choosing between distinct registration hypotheses.
 _SMALL_SHIFT_PRIOR = 0.08
+#: Ribbon samples per block when computing the track-ness profiles.
+_ROWS = 512
 
 
 @dataclass
@@ -181,26 +183,39 @@ class _Scorer:
         ``extra`` moves every chunk that many metres more along its own normal.
         """
         c = cands.astype(np.float32)
-        fi = c[:, 0:1] * self.nx + c[:, 1:2] * self.ny
-        fi += c[:, 2:3] * self.a
+        # fi = dx n_x + dy n_y + theta a + base, on one (candidates, chunks) plane and a
+        # second for the terms.
+        fi = np.multiply(c[:, 0:1], self.nx)
+        term = np.multiply(c[:, 1:2], self.ny)
+        fi += term
+        fi += np.multiply(c[:, 2:3], self.a, out=term)
         fi += self.base + np.float32(extra / self.step)
         i0 = np.floor(fi)
         idx = i0.astype(np.int64)
         if self.up:
             np.clip(idx, 0, self.n - 1, out=idx)
             idx += self.row
-            return self.table[idx]
-        w = fi - i0
+            return np.take(self.table, idx)
         # Outside the ribbon (the first real entry to the last one, exclusive, as before
         # the padding) nothing is read.
         out = (idx < 1) | (idx >= self.n - 2)
         np.clip(idx, 0, self.n - 2, out=idx)
         idx += self.row
-        v = self.table[idx] * (1 - w) + self.table[idx + 1] * w
+        # v = table[idx] (1 - w) + table[idx + 1] w with w = fi - i0, in place: the
+        # (candidates, chunks) temporaries are what this costs.
+        w = np.subtract(fi, i0, out=fi)
+        v = np.take(self.table, idx)
+        v *= np.subtract(1, w, out=i0)
+        idx += 1
+        v1 = np.take(self.table, idx)
+        v1 *= w
+        v += v1
         v[out] = 0.0
         return v
 
-    def total(self, cands: np.ndarray, batch: int = 1024) -> np.ndarray:
+    def total(self, cands: np.ndarray, batch: int = 256) -> np.ndarray:
+        # Batches of a few hundred candidates keep the (candidates, chunks) temporaries
+        # small enough to be reused from batch to batch (each candidate's sum is its own).
         if not len(cands):
             return np.zeros(0)
         return np.concatenate([self.per_chunk(cands[i : i + batch]).sum(axis=1, dtype=np.float64)
@@ -236,30 +251,44 @@ def register(bands, transform, lines, *, gsd: float, search_m: float = 7.0, max_
 
     samples = [resample_line(line, step_along) for line in lines]
     # All tracks' ribbons in one sampling call, one scale for all tracks.
-    grid = np.concatenate([xy[:, None, :] + nrm[:, None, :] * o_full[None, :, None] for _, xy, nrm in samples])
-    raw = sample_grid(bands, transform, grid)
+    px = [ribbon_pixels(transform, xy, nrm, o_full) for _, xy, nrm in samples]
+    col, row = np.concatenate([c for c, _ in px]), np.concatenate([r for _, r in px])
+    raw = sample_pixels(bands, col, row)
     if valid_fn is not None:
-        raw[~valid_fn(grid)] = np.nan
+        # The counter's own mask reads the ribbon's pixel coordinates (``pixels``); any
+        # other callable gets the map points.
+        if hasattr(valid_fn, "pixels"):
+            ok = valid_fn.pixels(col, row)
+        else:
+            grid = [xy[:, None, :] + nrm[:, None, :] * o_full[None, :, None] for _, xy, nrm in samples]
+            ok = valid_fn(np.concatenate(grid))
+        raw[~ok] = np.nan
     lo, hi = band_scale(raw.reshape(-1, raw.shape[-1]))
-    # Channel-first: every term below works along the offsets of contiguous rows.
-    F = np.ascontiguousarray(np.moveaxis(to_features(raw, lo, hi), -1, 0))
-    if h < 0.45 or (F.shape[0] == 1 and gsd <= 0.55):
-        # Below ~0.45 m the rails of an empty track are resolved: thin lateral lines inside
-        # the bed, not edges of a car-wide feature, yet they fill the edge-pair profile with
-        # responses and break the body term's uniformity, so the bed scores no better than
-        # its own edge beside bare ground (empty test-renderer yards at 0.3 m slipped ~3.5 m
-        # in 12 of 17). A lateral median over ~1.2 m removes them and keeps the edges of
-        # anything wider. (Tried at 0.5 m as well: it fixed 3 of 14 empty 0.5 m yards but
-        # made the 0.5 m sample scenes worse, e.g. 2024-06-17 254 -> 248 of 261 cars.)
-        # Panchromatic imagery gets it up to 0.55 m: there brightness is all there is, and
-        # the rails, still resolved at 0.5 m, pull the lines ~3 m sideways into the gap
-        # between two beds (test-renderer 4-track yards: 4 of 8 slipped, none with it);
-        # in colour the chroma channels show the bed without its rails.
-        F = median_filter(F, size=(1, 1, 2 * int(round(0.6 / h)) + 1), mode="nearest")
-    sc = _edge_pair_score(F, h, n_pad, len(o_centres), half_car, max(0.5, h, 0.75 * gsd))
-    if body_weight:
-        sc = sc + body_weight * _body_score(F, h, n_pad, len(o_centres))
-    sc = np.nan_to_num(sc)
+    # Track-ness per sample, one block of samples at a time: every term works within a
+    # sample's own row of offsets, and per block the feature planes stay small enough to
+    # be reused rather than mapped afresh (the whole ribbon's are tens of megabytes).
+    def trackness(block):
+        # Channel-first: every term below works along the offsets of contiguous rows.
+        F = np.ascontiguousarray(np.moveaxis(to_features(block, lo, hi), -1, 0))
+        if h < 0.45 or (F.shape[0] == 1 and gsd <= 0.55):
+            # Below ~0.45 m the rails of an empty track are resolved: thin lateral lines inside
+            # the bed, not edges of a car-wide feature, yet they fill the edge-pair profile with
+            # responses and break the body term's uniformity, so the bed scores no better than
+            # its own edge beside bare ground (empty test-renderer yards at 0.3 m slipped ~3.5 m
+            # in 12 of 17). A lateral median over ~1.2 m removes them and keeps the edges of
+            # anything wider. (Tried at 0.5 m as well: it fixed 3 of 14 empty 0.5 m yards but
+            # made the 0.5 m sample scenes worse, e.g. 2024-06-17 254 -> 248 of 261 cars.)
+            # Panchromatic imagery gets it up to 0.55 m: there brightness is all there is, and
+            # the rails, still resolved at 0.5 m, pull the lines ~3 m sideways into the gap
+            # between two beds (test-renderer 4-track yards: 4 of 8 slipped, none with it);
+            # in colour the chroma channels show the bed without its rails.
+            F = median_filter(F, size=(1, 1, 2 * int(round(0.6 / h)) + 1), mode="nearest")
+        sc = _edge_pair_score(F, h, n_pad, len(o_centres), half_car, max(0.5, h, 0.75 * gsd))
+        if body_weight:
+            sc = sc + body_weight * _body_score(F, h, n_pad, len(o_centres))
+        return np.nan_to_num(sc)
+
+    sc = np.concatenate([trackness(raw[i:i + _ROWS]) for i in range(0, len(raw), _ROWS)])
 
     # Per-chunk sums (20 m chunks, numbered per track).
     bounds = np.cumsum([0] + [len(s) for s, _, _ in samples])

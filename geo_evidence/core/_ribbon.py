@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geo_evidence.core._geometry import pixel_coords
+from geo_evidence.core._geometry import pixel_coords, pixel_planes
 
 
 class Raster:
@@ -29,6 +29,13 @@ def band_views(image: np.ndarray) -> Raster:
     return Raster(image)
 
 
+#: Points per block in :func:`sample_grid`. Its temporaries (the four neighbours' indices,
+#: the gathered pixels, the weights) for a whole ribbon are megabytes, and fresh memory of
+#: that size costs more to map than the arithmetic on it; per block of this size they stay
+#: small and are reused from block to block.
+_BLOCK = 1 << 14
+
+
 def sample_grid(bands: Raster, transform: tuple, xy: np.ndarray, *, order: int = 1) -> np.ndarray:
     """Bilinear samples of every band at map points ``xy`` (..., 2); NaN outside the image.
 
@@ -38,10 +45,45 @@ def sample_grid(bands: Raster, transform: tuple, xy: np.ndarray, *, order: int =
     ``(v00 (1 - fx) + v01 fx) (1 - fy) + (v10 (1 - fx) + v11 fx) fy``.
     """
     xy = np.asarray(xy)
-    x, y = pixel_coords(transform, xy.reshape(-1, 2))
+    flat = xy.reshape(-1, 2)
+    out = np.empty((len(flat), bands.nbands), np.float32)
+    for i in range(0, len(flat), _BLOCK):
+        _bilinear_into(bands, *pixel_coords(transform, flat[i:i + _BLOCK]), out[i:i + _BLOCK])
+    return out.reshape(xy.shape[:-1] + (bands.nbands,))
+
+
+def sample_pixels(bands: Raster, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """As :func:`sample_grid`, at fractional pixel columns and rows (corner convention,
+    arrays of one shape, as :func:`ribbon_pixels` gives them)."""
+    cf, rf = col.reshape(-1), row.reshape(-1)
+    out = np.empty((len(cf), bands.nbands), np.float32)
+    for i in range(0, len(cf), _BLOCK):
+        _bilinear_into(bands, cf[i:i + _BLOCK], rf[i:i + _BLOCK], out[i:i + _BLOCK])
+    return out.reshape(col.shape + (bands.nbands,))
+
+
+def ribbon_pixels(transform: tuple, xy: np.ndarray, nrm: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel columns and rows (S, O) of a ribbon: the points ``xy + nrm * offset`` for every
+    centre-line sample ``xy`` (S, 2), its normal ``nrm`` and every offset (O,).
+
+    The very numbers of ``pixel_coords(transform, xy[:, None, :] + nrm[:, None, :] *
+    offsets[None, :, None])``, built on two contiguous planes instead of a (S, O, 2) grid
+    (a broadcast over rows of two values), so that the samples and the masks of a ribbon
+    share one transform to pixels.
+    """
+    gx = np.multiply.outer(nrm[:, 0], offsets)
+    gx += xy[:, 0, None]
+    gy = np.multiply.outer(nrm[:, 1], offsets)
+    gy += xy[:, 1, None]
+    return pixel_planes(transform, gx, gy)
+
+
+def _bilinear_into(bands: Raster, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """:func:`sample_grid` at fractional pixel columns ``x`` and rows ``y`` (corner
+    convention), into ``out`` (n, bands)."""
     # Array element centres sit at corner + 0.5 pixel.
-    x -= 0.5
-    y -= 0.5
+    x = x - 0.5
+    y = y - 0.5
     h, w = bands.shape
     outside = y < -0.5
     outside |= x < -0.5
@@ -82,19 +124,22 @@ def sample_grid(bands: Raster, transform: tuple, xy: np.ndarray, *, order: int =
     top *= 1 - fy
     bot *= fy
     top += bot
-    out = np.ascontiguousarray(top.T)
+    out[...] = top.T
     if outside.any():
         out[outside] = np.nan
-    return out.reshape(xy.shape[:-1] + (bands.nbands,))
 
 
 def sample_mask(mask: np.ndarray | None, transform: tuple, xy: np.ndarray, *, default: bool) -> np.ndarray:
     """Nearest-neighbour lookup of a boolean (rows, cols) mask at map points; off-image -> False."""
     if mask is None:
         raise ValueError("mask required")
-    col, row = pixel_coords(transform, xy)
-    col = np.floor(col, out=col).astype(np.int64)
-    row = np.floor(row, out=row).astype(np.int64)
+    return mask_at_pixels(mask, *pixel_coords(transform, xy))
+
+
+def mask_at_pixels(mask: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """As :func:`sample_mask`, at fractional pixel columns and rows (corner convention)."""
+    col = np.floor(col).astype(np.int64)
+    row = np.floor(row).astype(np.int64)
     h, w = mask.shape
     inside = row >= 0
     inside &= col >= 0
@@ -112,7 +157,11 @@ def sample_mask(mask: np.ndarray | None, transform: tuple, xy: np.ndarray, *, de
 
 
 def inside_image(shape: tuple, transform: tuple, xy: np.ndarray) -> np.ndarray:
-    col, row = pixel_coords(transform, xy)
+    return inside_pixels(shape, *pixel_coords(transform, xy))
+
+
+def inside_pixels(shape: tuple, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Whether fractional pixel coordinates (corner convention) fall inside an image of ``shape``."""
     h, w = shape[:2]
     ok = col >= 0
     ok &= row >= 0

@@ -16,15 +16,21 @@ def nan_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
         return x
     ok = np.isfinite(x)
     v = np.where(ok, x, 0.0)
-    w = gaussian_filter1d(ok.astype(np.float64), sigma, axis=0, mode="nearest")
+    if ok.ndim == 2 and ok.shape[1] > 1 and (ok == ok[:, :1]).all():
+        # Every column has the same gaps (the channels of one profile, the offsets of a
+        # ribbon away from cloud and image edges): their weights are one column's.
+        w = gaussian_filter1d(ok[:, :1].astype(np.float64), sigma, axis=0, mode="nearest")
+    else:
+        w = gaussian_filter1d(ok.astype(np.float64), sigma, axis=0, mode="nearest")
     v = gaussian_filter1d(v.astype(np.float64), sigma, axis=0, mode="nearest")
     with np.errstate(invalid="ignore", divide="ignore"):
         out = v / w
-    out[w < 1e-3] = np.nan
+    out[np.broadcast_to(w < 1e-3, out.shape)] = np.nan
     return out
 
 
-def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1000, refine: int = 0, floor: float = 0.02) -> tuple[np.ndarray, float]:
+def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1000, refine: int = 0, floor: float = 0.02,
+                first: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, float]:
     """The densest point of a cloud of feature vectors (N, C) and the cloud's spread there.
 
     Empty ballast is one tight cluster; cars scatter over many colours, so the mode is the
@@ -43,27 +49,56 @@ def mode_vector(r: np.ndarray, *, bandwidth: float, max_n: int = 1000, refine: i
     packed yards at 2-3x that of their empty samples. Narrowing by half as well, tuning
     sets 7001-7006 and 7101-7103: <= 0.5 m F1 0.927 -> 0.930 and 0.956 -> 0.956 (mix),
     0.766 -> 0.807 (third); 0.6-1 m 0.806 -> 0.812 (mix), 0.661 -> 0.699 (third).
+
+    ``first``, when the caller has it, is what this call returns with ``refine=0`` (same
+    ``r``, ``bandwidth`` and ``max_n``): the refinement starts from it instead of
+    searching the same cloud again.
     """
     r = r[np.isfinite(r).all(axis=1)]
     if len(r) == 0:
         return np.zeros(r.shape[1]), bandwidth
     sub = r[:: max(1, len(r) // max_n)]
-    cand = sub[:: max(1, len(sub) // 60)]
-    d = np.sqrt(((cand[:, None, :] - sub[None, :, :]) ** 2).sum(-1))
-    dens = np.exp(-0.5 * (d / bandwidth) ** 2).sum(axis=1)
-    m = cand[int(np.argmax(dens))]
-    for _ in range(3):  # mean-shift refinement
+    if first is not None:
+        m, spread = first
+    else:
+        cand = sub[:: max(1, len(sub) // 60)]
+        d = _pair_distances(cand, sub)
+        # exp(-0.5 (d / bandwidth)^2), in place on the (candidates, samples) plane.
+        d /= bandwidth
+        np.square(d, out=d)
+        d *= -0.5
+        dens = np.exp(d, out=d).sum(axis=1)
+        m = cand[int(np.argmax(dens))]
+        for _ in range(3):  # mean-shift refinement
+            dd = np.sqrt(((sub - m) ** 2).sum(-1))
+            w = np.exp(-0.5 * (dd / bandwidth) ** 2)
+            m = (sub * w[:, None]).sum(0) / max(w.sum(), 1e-9)
         dd = np.sqrt(((sub - m) ** 2).sum(-1))
-        w = np.exp(-0.5 * (dd / bandwidth) ** 2)
-        m = (sub * w[:, None]).sum(0) / max(w.sum(), 1e-9)
-    dd = np.sqrt(((sub - m) ** 2).sum(-1))
-    near = dd[dd < 2.5 * bandwidth]
-    spread = float(np.median(near)) * 1.25 if len(near) > 10 else bandwidth
+        near = dd[dd < 2.5 * bandwidth]
+        spread = float(np.median(near)) * 1.25 if len(near) > 10 else bandwidth
     if refine:
         narrower = max(min(spread / 1.5, 0.5 * bandwidth), floor)
         if narrower < bandwidth:
             return mode_vector(r, bandwidth=narrower, max_n=max_n, refine=refine - 1, floor=floor)
     return m, spread
+
+
+def _pair_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances (len(a), len(b)) between the rows of ``a`` and ``b`` (N, C).
+
+    Built channel by channel on contiguous (len(a), len(b)) planes: the broadcast
+    ``a[:, None, :] - b[None, :, :]`` over rows of a few values and the reduction of its
+    short last axis cost three times as much. Bit for bit the result of
+    ``np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))``: numpy sums a short last
+    axis from left to right, as the loop below does (tests/test_core_segment.py checks it).
+    """
+    d = np.subtract.outer(a[:, 0], b[:, 0])
+    np.square(d, out=d)
+    for k in range(1, a.shape[1]):
+        dk = np.subtract.outer(a[:, k], b[:, k])
+        np.square(dk, out=dk)
+        d += dk
+    return np.sqrt(d, out=d)
 
 
 def track_lengths(q: dict, step: float) -> tuple[float, float]:
@@ -158,12 +193,17 @@ def split_run(gap: np.ndarray, step: float, *, cut_weight: float = 4.0, cut_thre
     x_m = xs * step
     lo_idx = np.searchsorted(x_m, x_m - max_len, side="left")
     hi_idx = np.searchsorted(x_m, x_m - min_len, side="right")
+    # The length penalty of every piece (j, i) the loop below weighs, in one call: cut i's
+    # pieces are pen[first[i]:first[i + 1]], for j from lo_idx[i] up.
+    cnt = np.maximum(hi_idx - lo_idx, 0)
+    first = np.concatenate([[0], np.cumsum(cnt)])
+    ii = np.repeat(np.arange(M), cnt)
+    pen = length_penalty(x_m[ii] - x_m[np.arange(first[-1]) - first[ii] + lo_idx[ii]])
     for i in range(1, M):
         j0, j1 = lo_idx[i], hi_idx[i]
         if j1 <= j0:
             continue
-        ell = x_m[i] - x_m[j0:j1]
-        cand = best[j0:j1] - length_penalty(ell)
+        cand = best[j0:j1] - pen[first[i]:first[i + 1]]
         j = int(np.argmax(cand))
         if not np.isfinite(cand[j]):
             continue
@@ -197,14 +237,11 @@ def gap_score(z: np.ndarray, colour: np.ndarray, *, step: float, sigma: float,
     point-to-point change, which still sees that texture.
     """
     w = max(int(round(1.5 / step)), 1)
-    zmax = np.maximum(maximum_filter1d(z, 2 * w + 1, mode="nearest"), 1e-6)
     # The dip must be flanked by car on both sides.
-    left = np.roll(maximum_filter1d(z, w + 1, mode="nearest", origin=w // 2), 0)
     zl = maximum_filter1d(z, w, origin=(w - 1) // 2, mode="nearest")
     zr = maximum_filter1d(z, w, origin=-((w - 1) // 2), mode="nearest")
     flank = np.minimum(zl, zr)
     dip = np.clip((flank - z) / np.maximum(flank, 1e-6), 0, 1)
-    del left, zmax
     k = max(int(round(1.0 / step)), 1)
     k0 = max(int(round(change_m[0] / step)), 1)
     k2 = max(int(round(change_m[1] / step)), k0)
@@ -234,22 +271,22 @@ def local_min(x: np.ndarray, size: int) -> np.ndarray:
     return minimum_filter1d(x, size, mode="nearest")
 
 
-def step_segments(c: np.ndarray, usable: np.ndarray, *, step: float, w_m: float = 2.0,
-                  min_len_m: float = 10.5, max_len_m: float = 22.5, k: float = 8.0) -> list[tuple[int, int]]:
-    """Stretches bounded by sharp along-track steps at both ends, one car long.
+_UNSET = object()
 
-    A car's ends are abrupt changes of tone or colour along the track, even when its body
-    is close to the ballast in tone (a pale flat car, a car standing in a neighbour's
-    shadow): the mean colour over ``w_m`` before a sample differs from the mean over
-    ``w_m`` after it. Step strength is compared with its own typical level on this track
-    (median plus ``k`` robust deviations), so the test adapts to the image's noise and
-    texture. Returns (start, stop) sample pairs between consecutive steps whose length
-    fits one freight car; whether they hold a car is left to the caller.
+
+def step_profile(c: np.ndarray, usable: np.ndarray, *, step: float, w_m: float = 2.0):
+    """The along-track step strength of :func:`step_segments` and its typical level.
+
+    Returns ``(d, med, mad, ok)``: per sample, how far the mean colour over ``w_m`` before
+    it lies from the mean over ``w_m`` after it (0 where either window is not fully
+    usable), the median and robust deviation of that strength over the samples where it
+    is defined, and which samples are usable; ``None`` where the track is too short or
+    too little of it is usable to tell.
     """
     n = len(c)
     w = max(int(round(w_m / step)), 2)
     if n < 4 * w:
-        return []
+        return None
     ok = usable & np.isfinite(c).all(axis=1)
     v = np.where(ok[:, None], c, 0.0)
     cs = np.vstack([np.zeros((1, c.shape[1])), np.cumsum(v, axis=0)])
@@ -264,9 +301,33 @@ def step_segments(c: np.ndarray, usable: np.ndarray, *, step: float, w_m: float 
     d[i] = np.where(full, np.sqrt(((ml - mr) ** 2).sum(axis=1)), 0.0)
     dv = d[i][full[: len(i)]]
     if dv.size < 40:
-        return []
+        return None
     med = float(np.median(dv))
     mad = float(np.median(np.abs(dv - med))) * 1.4826
+    return d, med, mad, ok
+
+
+def step_segments(c: np.ndarray, usable: np.ndarray, *, step: float, w_m: float = 2.0,
+                  min_len_m: float = 10.5, max_len_m: float = 22.5, k: float = 8.0,
+                  profile=_UNSET) -> list[tuple[int, int]]:
+    """Stretches bounded by sharp along-track steps at both ends, one car long.
+
+    A car's ends are abrupt changes of tone or colour along the track, even when its body
+    is close to the ballast in tone (a pale flat car, a car standing in a neighbour's
+    shadow): the mean colour over ``w_m`` before a sample differs from the mean over
+    ``w_m`` after it. Step strength is compared with its own typical level on this track
+    (median plus ``k`` robust deviations), so the test adapts to the image's noise and
+    texture. Returns (start, stop) sample pairs between consecutive steps whose length
+    fits one freight car; whether they hold a car is left to the caller.
+
+    ``profile``: what :func:`step_profile` returns for these ``c``, ``usable``, ``step``
+    and ``w_m``, when the caller has it already (a track is searched with two ``k``).
+    """
+    if profile is _UNSET:
+        profile = step_profile(c, usable, step=step, w_m=w_m)
+    if profile is None:
+        return []
+    d, med, mad, ok = profile
     thr = med + k * max(mad, 1e-6)
     m = max(int(round(1.5 / step)), 1)
     peaks = np.flatnonzero((d >= thr) & (d >= maximum_filter1d(d, 2 * m + 1, mode="nearest") - 1e-12))
