@@ -45,11 +45,7 @@ def sample_grid(bands: Raster, transform: tuple, xy: np.ndarray, *, order: int =
     ``(v00 (1 - fx) + v01 fx) (1 - fy) + (v10 (1 - fx) + v11 fx) fy``.
     """
     xy = np.asarray(xy)
-    flat = xy.reshape(-1, 2)
-    out = np.empty((len(flat), bands.nbands), np.float32)
-    for i in range(0, len(flat), _BLOCK):
-        _bilinear_into(bands, *pixel_coords(transform, flat[i:i + _BLOCK]), out[i:i + _BLOCK])
-    return out.reshape(xy.shape[:-1] + (bands.nbands,))
+    return sample_pixels(bands, *pixel_coords(transform, xy))
 
 
 def sample_pixels(bands: Raster, col: np.ndarray, row: np.ndarray) -> np.ndarray:
